@@ -1,0 +1,44 @@
+"""Cython extensions for fastfeed; metadata lives in pyproject.toml."""
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+# Compiler directives are set here once for every module, as picows does.
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+    "nonecheck": False,
+    "embedsignature": True,
+}
+
+extra_compile_args = [] if sys.platform == "win32" else ["-O3", "-Wno-maybe-uninitialized", "-DCYTHON_INLINE=inline __attribute__((always_inline))"]
+if os.environ.get("FASTFEED_DEBUG"):
+    extra_compile_args = ["-O0", "-g"]
+
+
+# Order matters only for readability; each module is its own extension.
+MODULES = sorted(
+    f[:-4] for f in os.listdir("src/fastfeed") if f.endswith(".pyx")
+)
+
+
+def ext(name: str) -> Extension:
+    return Extension(
+        f"fastfeed.{name}",
+        [f"src/fastfeed/{name}.pyx"],
+        extra_compile_args=extra_compile_args,
+    )
+
+
+setup(
+    ext_modules=cythonize(
+        [ext(name) for name in MODULES],
+        compiler_directives=DIRECTIVES,
+        include_path=["src"],
+    ),
+)

@@ -1,0 +1,41 @@
+from typing import Any, Callable, Protocol
+
+from picows import WSFrame, WSListener, WSTransport
+
+from fastfeed._decode import FeedDecoder
+
+class _Owner(Protocol):
+    def _ws_connected(self, listener: FeedListener) -> None: ...
+    def _ws_disconnected(self, listener: FeedListener) -> None: ...
+    def _frame_failed(self, listener: FeedListener, exc: BaseException, size: int) -> None: ...
+    def _market_info(self, listener: FeedListener) -> None: ...
+    def _callback_failed(self, exc: BaseException) -> None: ...
+
+class FeedListener(WSListener):
+    on_frame: Callable[[int, int], Any] | None
+    on_message: Callable[[bytes, bool], Any] | None
+    wake: Callable[[], Any] | None
+    transport: WSTransport | None
+    max_message_size: int
+    frames: int
+    bytes: int
+    fragments: int
+    decode_errors: int
+    oversized: int
+    unexpected: int
+    pings_received: int
+    pings_sent: int
+    pongs_received: int
+    market_info_seen: int
+    connected_ns: int
+    last_frame_ns: int
+    pong_timeout: bool
+    close_code: int
+    close_reason: str
+    def __init__(self, decoder: FeedDecoder | None, owner: _Owner,
+                 max_message_size: int = 16 * 1024 * 1024) -> None: ...
+    def on_ws_connected(self, transport: WSTransport) -> None: ...
+    def on_ws_disconnected(self, transport: WSTransport) -> None: ...
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None: ...
+    def feed_frame(self, payload: bytes | bytearray | memoryview, text: bool = False) -> None: ...
+    def stats(self) -> dict[str, int]: ...

@@ -1,0 +1,219 @@
+"""The picows listener of a feed connection.
+
+Per data frame, with no Python callback registered, this runs entirely in C: the frame's payload
+pointer goes to ``FeedDecoder.feed`` and nothing else happens. Python is entered only for a
+registered per-frame callback (once per frame), for a waiting async consumer (once per wait),
+for control events (ping, close, connect, disconnect) and for bad frames.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uint8_t, int64_t, uint64_t
+from libc.stdlib cimport realloc, free
+from libc.string cimport memcpy
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
+
+from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
+
+from fastfeed._decode cimport FeedDecoder
+
+from fastfeed.errors import FastfeedError
+
+cdef Py_ssize_t INITIAL_BUFFER = 64 * 1024
+
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef class FeedListener(WSListener):
+    """One connection's listener.
+
+    ``decoder``: the market feed's decoder, or None for feeds whose messages go to
+    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON).
+    ``owner`` gets the control events: ``_ws_connected(listener)``,
+    ``_ws_disconnected(listener)``, ``_frame_failed(listener, exc, size)``,
+    ``_market_info(listener)`` and ``_callback_failed(exc)``.
+    ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
+    ``wake()``: called once, after the next frame that applied updates, then cleared.
+    """
+
+    def __init__(self, FeedDecoder decoder, owner, Py_ssize_t max_message_size=16 * 1024 * 1024):
+        if max_message_size < 1:
+            raise ValueError("max_message_size must be positive")
+        self.decoder = decoder
+        self.owner = owner
+        self.on_frame = None
+        self.on_message = None
+        self.wake = None
+        self.transport = None
+        self.max_message_size = max_message_size
+        self.frag_type = -1
+        self.close_code = 0
+        self.close_reason = ""
+        if decoder is not None:
+            self.market_info_seen = decoder.market_info_frames
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    # -- picows callbacks ---------------------------------------------------------------------
+
+    cpdef on_ws_connected(self, WSTransport transport):
+        self.transport = transport
+        self.connected_ns = now_ns()
+        self.owner._ws_connected(self)
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        # picows leaves this set when its auto-ping gave up waiting for a PONG.
+        self.pong_timeout = transport.auto_ping_expect_pong
+        hs = transport.close_handshake
+        if hs is not None and hs.recv is not None and self.close_code == 0:
+            self.close_code = <int>hs.recv.code
+            self.close_reason = hs.recv.reason or ""
+        self.owner._ws_disconnected(self)
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        cdef WSMsgType t = frame.msg_type
+        if t == WSMsgType.BINARY or t == WSMsgType.TEXT:
+            if frame.fin and self.frag_type < 0:
+                self._deliver(frame.payload_ptr, frame.payload_size, t == WSMsgType.TEXT)
+                return
+            # The first fragment of a message; a new message also abandons an unfinished one.
+            self.fragments += 1
+            self.buf_len = 0
+            self.frag_dropping = False
+            self.frag_type = <int>t
+            self._append(frame.payload_ptr, frame.payload_size)
+            return
+        if t == WSMsgType.CONTINUATION:
+            self.fragments += 1
+            if self.frag_type < 0:
+                self.unexpected += 1
+                return
+            self._append(frame.payload_ptr, frame.payload_size)
+            if frame.fin:
+                t = <WSMsgType>self.frag_type
+                self.frag_type = -1
+                if self.frag_dropping:
+                    self.frag_dropping = False
+                    return
+                self._deliver(self.buf, self.buf_len, t == WSMsgType.TEXT)
+            return
+        if t == WSMsgType.PING:
+            self.pings_received += 1
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if t == WSMsgType.CLOSE:
+            self.close_code = <int>frame.get_close_code()
+            self.close_reason = frame.get_close_reason() or ""
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if t == WSMsgType.PONG:
+            self.pongs_received += 1  # unsolicited, or outside picows's auto-ping window
+            return
+        self.unexpected += 1
+
+    cpdef send_user_specific_ping(self, WSTransport transport):
+        self.pings_sent += 1
+        transport.send_ping()
+
+    cpdef is_user_specific_pong(self, WSFrame frame):
+        if frame.msg_type == WSMsgType.PONG:
+            self.pongs_received += 1
+            return True
+        return False
+
+    # -- data -----------------------------------------------------------------------------------
+
+    cdef int _append(self, const char* data, Py_ssize_t size) except -1:
+        cdef Py_ssize_t need = self.buf_len + size
+        cdef Py_ssize_t cap
+        cdef char* grown
+        if self.frag_dropping:
+            return 0
+        if need > self.max_message_size:
+            # Too big to keep: drop the whole message, report it once, keep the connection.
+            self.frag_dropping = True
+            self.oversized += 1
+            self.buf_len = 0
+            self.owner._frame_failed(self, FastfeedError(
+                f"fragmented message over max_message_size ({self.max_message_size} bytes) dropped"),
+                need)
+            return 0
+        if need > self.buf_cap:
+            cap = self.buf_cap if self.buf_cap else INITIAL_BUFFER
+            while cap < need:
+                cap *= 2
+            if cap > self.max_message_size:
+                cap = self.max_message_size
+            grown = <char*>realloc(self.buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self.buf = grown
+            self.buf_cap = cap
+        if size:
+            memcpy(self.buf + self.buf_len, data, size)
+        self.buf_len = need
+        return 0
+
+    cdef int _deliver(self, const char* data, Py_ssize_t size, bint text) except -1:
+        cdef int64_t recv_ns = now_ns()
+        cdef Py_ssize_t n
+        cdef FeedDecoder decoder = self.decoder
+        self.frames += 1
+        self.bytes += size
+        self.last_frame_ns = recv_ns
+        if decoder is None:
+            if self.on_message is not None:
+                try:
+                    self.on_message(PyBytes_FromStringAndSize(data, size), text)
+                except Exception as exc:
+                    self.owner._callback_failed(exc)
+            return 0
+        if text:
+            self.unexpected += 1
+            self.decode_errors += 1
+            self.owner._frame_failed(self, FastfeedError("text frame on a binary feed ignored"), size)
+            return 0
+        try:
+            n = decoder.feed(<const uint8_t*>data, size, recv_ns)
+        except Exception as exc:
+            # The decoder changed nothing; the connection and every other instrument go on.
+            self.decode_errors += 1
+            self.owner._frame_failed(self, exc, size)
+            return 0
+        if decoder.market_info_frames != self.market_info_seen:
+            self.market_info_seen = decoder.market_info_frames
+            self.owner._market_info(self)
+        if n > 0:
+            if self.on_frame is not None:
+                try:
+                    self.on_frame(n, recv_ns)
+                except Exception as exc:
+                    self.owner._callback_failed(exc)
+            if self.wake is not None:
+                wake = self.wake
+                self.wake = None
+                try:
+                    wake()
+                except Exception as exc:
+                    self.owner._callback_failed(exc)
+        return 0
+
+    # -- for tests and tools --------------------------------------------------------------------
+
+    def feed_frame(self, payload, bint text=False):
+        """Deliver one complete message as if it had arrived (no socket involved)."""
+        cdef bytes b = bytes(payload)
+        self._deliver(<const char*>b, len(b), text)
+
+    def stats(self):
+        return {
+            "frames": self.frames, "bytes": self.bytes, "fragments": self.fragments,
+            "decode_errors": self.decode_errors, "oversized": self.oversized,
+            "unexpected": self.unexpected, "pings_received": self.pings_received,
+            "pings_sent": self.pings_sent, "pongs_received": self.pongs_received,
+        }

@@ -1,0 +1,339 @@
+"""Instrument registry, snapshot table, update ring and ring readers, all fixed at construction."""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.math cimport NAN
+from libc.stdint cimport int32_t, uint32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcmp, memcpy, memset
+
+cdef extern from "<string.h>":
+    size_t strnlen(const char* s, size_t maxlen)
+
+from types import MappingProxyType
+
+import numpy as np
+
+from fastfeed.quote import Bar as _PyBar, Quote, KIND_NAMES, mode_name
+
+cdef Py_ssize_t ARENA_PER_KEY = 48
+
+
+def _struct_dtype(fields, Py_ssize_t itemsize):
+    names, formats, offsets = zip(*fields)
+    return np.dtype({"names": list(names), "formats": list(formats),
+                     "offsets": list(offsets), "itemsize": itemsize})
+
+
+cdef object _make_bar_dtype():
+    cdef Bar b
+    cdef char* o = <char*>&b
+    return _struct_dtype([
+        ("interval", "S16", <char*>&b.interval[0] - o),
+        ("open", "<f8", <char*>&b.open - o),
+        ("high", "<f8", <char*>&b.high - o),
+        ("low", "<f8", <char*>&b.low - o),
+        ("close", "<f8", <char*>&b.close - o),
+        ("vol", "<i8", <char*>&b.vol - o),
+        ("ts", "<i8", <char*>&b.ts - o),
+    ], sizeof(Bar))
+
+
+cdef object _make_row_dtype(object bar_dtype):
+    cdef QuoteRow r
+    cdef char* o = <char*>&r
+    return _struct_dtype([
+        ("seq", "<u8", <char*>&r.seq - o),
+        ("updates", "<i8", <char*>&r.updates - o),
+        ("server_ts", "<i8", <char*>&r.server_ts - o),
+        ("recv_ns", "<i8", <char*>&r.recv_ns - o),
+        ("mode", "<i4", <char*>&r.mode - o),
+        ("kind", "<i4", <char*>&r.kind - o),
+        ("parts", "<u4", <char*>&r.parts - o),
+        ("flags", "<u4", <char*>&r.flags - o),
+        ("ltp", "<f8", <char*>&r.ltp - o),
+        ("ltt", "<i8", <char*>&r.ltt - o),
+        ("ltq", "<i8", <char*>&r.ltq - o),
+        ("cp", "<f8", <char*>&r.cp - o),
+        ("ltpc_iep", "<f8", <char*>&r.ltpc_iep - o),
+        ("atp", "<f8", <char*>&r.atp - o),
+        ("vtt", "<i8", <char*>&r.vtt - o),
+        ("oi", "<f8", <char*>&r.oi - o),
+        ("iv", "<f8", <char*>&r.iv - o),
+        ("tbq", "<f8", <char*>&r.tbq - o),
+        ("tsq", "<f8", <char*>&r.tsq - o),
+        ("iep", "<f8", <char*>&r.iep - o),
+        ("rp", "<f8", <char*>&r.rp - o),
+        ("ieq", "<i8", <char*>&r.ieq - o),
+        ("iiq_total", "<i8", <char*>&r.iiq_total - o),
+        ("iiq_m", "<i8", <char*>&r.iiq_m - o),
+        ("cas_eligible", "<i4", <char*>&r.cas_eligible - o),
+        ("n_levels", "<i4", <char*>&r.n_levels - o),
+        ("delta", "<f8", <char*>&r.delta - o),
+        ("theta", "<f8", <char*>&r.theta - o),
+        ("gamma", "<f8", <char*>&r.gamma - o),
+        ("vega", "<f8", <char*>&r.vega - o),
+        ("rho", "<f8", <char*>&r.rho - o),
+        ("bid_p", ("<f8", (MAX_LEVELS,)), <char*>&r.bid_p[0] - o),
+        ("bid_q", ("<i8", (MAX_LEVELS,)), <char*>&r.bid_q[0] - o),
+        ("ask_p", ("<f8", (MAX_LEVELS,)), <char*>&r.ask_p[0] - o),
+        ("ask_q", ("<i8", (MAX_LEVELS,)), <char*>&r.ask_q[0] - o),
+        ("n_bars", "<i4", <char*>&r.n_bars - o),
+        ("bars_dropped", "<i4", <char*>&r.bars_dropped - o),
+        ("bars", (bar_dtype, (MAX_BARS,)), <char*>&r.bars[0] - o),
+    ], sizeof(QuoteRow))
+
+
+cdef object _make_record_dtype():
+    cdef UpdateRecord u
+    cdef char* o = <char*>&u
+    return _struct_dtype([
+        ("seq", "<u8", <char*>&u.seq - o),
+        ("row", "<i4", <char*>&u.row - o),
+        ("parts", "<u4", <char*>&u.parts - o),
+        ("mode", "<i4", <char*>&u.mode - o),
+        ("kind", "<i4", <char*>&u.kind - o),
+        ("recv_ns", "<i8", <char*>&u.recv_ns - o),
+        ("server_ts", "<i8", <char*>&u.server_ts - o),
+        ("ltp", "<f8", <char*>&u.ltp - o),
+        ("ltt", "<i8", <char*>&u.ltt - o),
+        ("ltq", "<i8", <char*>&u.ltq - o),
+        ("cp", "<f8", <char*>&u.cp - o),
+        ("bid_p", "<f8", <char*>&u.bid_p - o),
+        ("bid_q", "<i8", <char*>&u.bid_q - o),
+        ("ask_p", "<f8", <char*>&u.ask_p - o),
+        ("ask_q", "<i8", <char*>&u.ask_q - o),
+        ("vtt", "<i8", <char*>&u.vtt - o),
+        ("oi", "<f8", <char*>&u.oi - o),
+    ], sizeof(UpdateRecord))
+
+
+BAR_DTYPE = _make_bar_dtype()
+ROW_DTYPE = _make_row_dtype(BAR_DTYPE)
+RECORD_DTYPE = _make_record_dtype()
+
+
+cdef inline size_t _address(object array):
+    return <size_t>array.__array_interface__["data"][0]
+
+
+cdef class Store:
+    """The latest quote per instrument (the snapshot table) and the stream of updates (the ring).
+
+    Both are numpy structured arrays over memory allocated once, here. Rows are written only by
+    the decoder, on the thread that feeds it; ``quote()`` and ``reader()`` are safe from any
+    thread (see ``QuoteRow.seq``).
+    """
+
+    def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16):
+        cdef Py_ssize_t slots = 8
+        if max_instruments < 1:
+            raise ValueError("max_instruments must be at least 1")
+        if ring_capacity < 2 or ring_capacity & (ring_capacity - 1):
+            raise ValueError("ring_capacity must be a power of two, at least 2")
+        self.max_instruments = max_instruments
+        self.ring_capacity = ring_capacity
+        self.ring_mask = ring_capacity - 1
+        self._rows_array = np.zeros(max_instruments, dtype=ROW_DTYPE)
+        self._ring_array = np.zeros(ring_capacity, dtype=RECORD_DTYPE)
+        self._rows_array.flags.writeable = True
+        self.rows = <QuoteRow*>_address(self._rows_array)
+        self.records = <UpdateRecord*>_address(self._ring_array)
+        for i in range(max_instruments):
+            self.rows[i].ltpc_iep = NAN
+        while slots < 2 * max_instruments:
+            slots <<= 1
+        self.slot_mask = slots - 1
+        self.slot_hash = <uint64_t*>calloc(slots, sizeof(uint64_t))
+        self.slot_row = <int32_t*>malloc(slots * sizeof(int32_t))
+        self.key_off = <Py_ssize_t*>calloc(max_instruments, sizeof(Py_ssize_t))
+        self.key_len = <int32_t*>calloc(max_instruments, sizeof(int32_t))
+        self.arena_size = max_instruments * ARENA_PER_KEY
+        self.arena = <char*>malloc(self.arena_size)
+        if not (self.slot_hash and self.slot_row and self.key_off and self.key_len and self.arena):
+            raise MemoryError()
+        memset(self.slot_row, 0xFF, slots * sizeof(int32_t))
+        self.keys = []
+
+    def __dealloc__(self):
+        free(self.slot_hash)
+        free(self.slot_row)
+        free(self.key_off)
+        free(self.key_len)
+        free(self.arena)
+
+    cdef int32_t add(self, const char* key, Py_ssize_t size, uint64_t h) except -2:
+        """Register a key the caller has checked is new and valid UTF-8; returns its row."""
+        cdef int32_t row = self.n_rows
+        cdef uint64_t i = h & self.slot_mask
+        cdef char* grown
+        if row >= self.max_instruments:
+            return -1
+        if self.arena_used + size > self.arena_size:
+            grown = <char*>realloc(self.arena, 2 * self.arena_size + size)
+            if grown == NULL:
+                raise MemoryError()
+            self.arena = grown
+            self.arena_size = 2 * self.arena_size + size
+        self.keys.append(key[:size].decode("utf-8"))
+        memcpy(self.arena + self.arena_used, key, size)
+        self.key_off[row] = self.arena_used
+        self.key_len[row] = <int32_t>size
+        self.arena_used += size
+        while self.slot_row[i] >= 0:
+            i = (i + 1) & self.slot_mask
+        self.slot_hash[i] = h
+        self.slot_row[i] = row
+        self.n_rows += 1
+        return row
+
+    cdef void mark_all_stale(self) noexcept nogil:
+        cdef int i
+        for i in range(self.n_rows):
+            self.rows[i].flags |= FLAG_STALE
+
+    def mark_stale(self):
+        """Flag every row stale until its next update (the feed calls this on a gap)."""
+        self.mark_all_stale()
+
+    # Python API ---------------------------------------------------------------------------
+
+    def row(self, key):
+        """The row id of ``key``, or -1 if it was never seen."""
+        cdef bytes b = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        return self.find(b, len(b), hash_key(b, len(b)))
+
+    def key(self, int row):
+        """The instrument key of a row."""
+        if row < 0 or row >= self.n_rows:
+            raise IndexError(row)
+        return self.keys[row]
+
+    @property
+    def instruments(self):
+        """Instrument keys in row order."""
+        return list(self.keys)
+
+    def __len__(self):
+        return self.n_rows
+
+    def __contains__(self, key):
+        return self.row(key) >= 0
+
+    @property
+    def snapshot(self):
+        """Zero-copy view of the snapshot table (``ROW_DTYPE``), one row per instrument."""
+        return self._rows_array[:self.n_rows]
+
+    @property
+    def ring(self):
+        """Zero-copy view of the whole ring (``RECORD_DTYPE``); slot ``(seq - 1) % capacity``."""
+        return self._ring_array
+
+    @property
+    def updates_written(self):
+        """Updates written to the ring since construction (the seq of the newest)."""
+        return self.head
+
+    def row_copy(self, int row):
+        """A consistent copy of one snapshot row as a numpy record (seqlock read)."""
+        cdef QuoteRow copy
+        if row < 0 or row >= self.n_rows:
+            raise IndexError(row)
+        _read_row(self.rows, row, &copy)
+        out = np.zeros(1, dtype=ROW_DTYPE)
+        memcpy(<void*>_address(out), &copy, sizeof(QuoteRow))
+        return out[0]
+
+    def quote(self, key):
+        """The latest state of ``key`` as an immutable :class:`Quote`, or None if never seen."""
+        cdef int32_t row = self.row(key)
+        cdef QuoteRow r
+        if row < 0:
+            return None
+        _read_row(self.rows, row, &r)
+        return _to_quote(self.keys[row], &r)
+
+    def reader(self, bint from_start=False):
+        """A new reader of the ring; by default it starts at the newest update."""
+        return RingReader(self, from_start)
+
+
+cdef void _read_row(QuoteRow* rows, int32_t row, QuoteRow* out) noexcept nogil:
+    # Seqlock read: retry while the writer is inside the row.
+    cdef uint64_t before
+    while True:
+        before = (<volatile uint64_t*>&rows[row].seq)[0]
+        if before & 1:
+            continue
+        memcpy(out, &rows[row], sizeof(QuoteRow))
+        if (<volatile uint64_t*>&rows[row].seq)[0] == before:
+            return
+
+
+cdef object _to_quote(str key, QuoteRow* r):
+    cdef int i
+    cdef Py_ssize_t n
+    bids = tuple([(r.bid_p[i], r.bid_q[i]) for i in range(r.n_levels)])
+    asks = tuple([(r.ask_p[i], r.ask_q[i]) for i in range(r.n_levels)])
+    ohlc = {}
+    for i in range(r.n_bars):
+        n = strnlen(r.bars[i].interval, INTERVAL_SIZE)
+        ohlc[r.bars[i].interval[:n].decode("utf-8")] = _PyBar(
+            r.bars[i].open, r.bars[i].high, r.bars[i].low, r.bars[i].close,
+            r.bars[i].vol, r.bars[i].ts)
+    return Quote(
+        key=key, ltp=r.ltp, ltt=r.ltt, ltq=r.ltq, cp=r.cp,
+        ltpc_iep=None if r.ltpc_iep != r.ltpc_iep else r.ltpc_iep,
+        atp=r.atp, vtt=r.vtt, oi=r.oi, iv=r.iv, tbq=r.tbq, tsq=r.tsq, iep=r.iep, rp=r.rp,
+        ieq=r.ieq, iiq_total=r.iiq_total, iiq_m=r.iiq_m, cas_eligible=bool(r.cas_eligible),
+        delta=r.delta, theta=r.theta, gamma=r.gamma, vega=r.vega, rho=r.rho,
+        bids=bids, asks=asks, ohlc=MappingProxyType(ohlc), mode=mode_name(r.mode), kind=KIND_NAMES[r.kind],
+        server_ts=r.server_ts, recv_ns=r.recv_ns, updates=r.updates,
+        stale=bool(r.flags & FLAG_STALE),
+    )
+
+
+cdef class RingReader:
+    """One consumer's cursor over the ring. A reader that falls more than the ring's capacity
+    behind loses the oldest updates; ``read()`` reports how many, and ``missed`` totals them."""
+
+    cdef Store store
+    cdef readonly uint64_t cursor
+    cdef readonly uint64_t missed
+
+    def __cinit__(self, Store store, bint from_start=False):
+        self.store = store
+        self.cursor = 0 if from_start else store.head
+        self.missed = 0
+
+    @property
+    def pending(self):
+        """Updates written since this reader's cursor (may exceed the ring's capacity)."""
+        return self.store.head - self.cursor
+
+    def read(self, Py_ssize_t limit=-1):
+        """Take the updates since the last read, oldest first: ``(records, missed_now)``.
+
+        ``records`` is a copy (``RECORD_DTYPE``); ``missed_now`` counts updates overwritten
+        before this reader got to them.
+        """
+        cdef Store s = self.store
+        cdef uint64_t head = s.head
+        cdef uint64_t cap = <uint64_t>s.ring_capacity
+        cdef uint64_t lost = 0
+        cdef uint64_t n, start
+        if head - self.cursor > cap:
+            lost = head - self.cursor - cap
+            self.cursor = head - cap
+        n = head - self.cursor
+        if limit >= 0 and n > <uint64_t>limit:
+            n = <uint64_t>limit
+        start = self.cursor & s.ring_mask
+        ring = s._ring_array
+        if start + n <= cap:
+            out = ring[start:start + n].copy()
+        else:
+            out = np.concatenate((ring[start:], ring[:start + n - cap]))
+        self.cursor += n
+        self.missed += lost
+        return out, lost

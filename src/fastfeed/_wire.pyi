@@ -1,0 +1,1 @@
+# The wire reader is C-level only (cimport fastfeed._wire); it exposes nothing to Python.

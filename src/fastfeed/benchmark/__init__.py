@@ -1,0 +1,1 @@
+"""Frames and timing harnesses shared by `python -m fastfeed bench` and `benchmarks/`."""

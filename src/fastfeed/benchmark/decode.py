@@ -1,0 +1,165 @@
+"""Decode cost of fastfeed against the official SDK's path and upb, measured side by side."""
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from google.protobuf import json_format
+
+from fastfeed import FeedDecoder
+from fastfeed.benchmark.frames import case_frames, frame, instrument_keys
+
+
+def _sdk_classes():
+    # The reference: the official SDK's own generated classes, as its streamer uses them.
+    from upstox_client.feeder.proto import MarketDataFeedV3_pb2
+
+    return MarketDataFeedV3_pb2
+
+
+def read_every_field(msg) -> float:
+    """What a user of upb does to get at the data: touch every field from Python."""
+    acc = float(msg.type + msg.currentTs)
+    for key, feed in msg.feeds.items():
+        acc += len(key) + feed.requestMode
+        which = feed.WhichOneof("FeedUnion")
+        if which == "ltpc":
+            acc += _ltpc(feed.ltpc)
+        elif which == "fullFeed":
+            ff = feed.fullFeed
+            m = ff.marketFF if ff.WhichOneof("FullFeedUnion") == "marketFF" else None
+            if m is not None:
+                acc += _ltpc(m.ltpc)
+                for q in m.marketLevel.bidAskQuote:
+                    acc += q.bidQ + q.bidP + q.askQ + q.askP
+                g = m.optionGreeks
+                acc += g.delta + g.theta + g.gamma + g.vega + g.rho
+                for bar in m.marketOHLC.ohlc:
+                    acc += len(bar.interval) + bar.open + bar.high + bar.low + bar.close
+                    acc += bar.vol + bar.ts
+                acc += m.atp + m.vtt + m.oi + m.iv + m.tbq + m.tsq + m.iep + m.rp
+                acc += m.ieq + m.iiqTotal + m.iiqM + m.casEligible
+            else:
+                i = ff.indexFF
+                acc += _ltpc(i.ltpc)
+                for bar in i.marketOHLC.ohlc:
+                    acc += bar.open + bar.high + bar.low + bar.close + bar.vol + bar.ts
+        elif which == "firstLevelWithGreeks":
+            f = feed.firstLevelWithGreeks
+            acc += _ltpc(f.ltpc)
+            q = f.firstDepth
+            acc += q.bidQ + q.bidP + q.askQ + q.askP
+            g = f.optionGreeks
+            acc += g.delta + g.theta + g.gamma + g.vega + g.rho
+            acc += f.vtt + f.oi + f.iv
+    return acc
+
+
+def _ltpc(l) -> float:
+    return l.ltp + l.ltt + l.ltq + l.cp + (l.iep.value if l.HasField("iep") else 0.0)
+
+
+def paths() -> dict[str, Callable[[bytes], object]]:
+    """The decode paths compared, each a function of one frame."""
+    sdk = _sdk_classes()
+    parse = sdk.FeedResponse.FromString
+    to_dict = json_format.MessageToDict
+    decoder = FeedDecoder(max_instruments=8192, ring_capacity=1 << 16)
+    return {
+        "fastfeed": decoder.decode,
+        "upb": parse,
+        "upb+fields": lambda b: read_every_field(parse(b)),
+        "sdk": lambda b: to_dict(parse(b)),
+    }
+
+
+def time_ns(fn: Callable[[bytes], object], payload: bytes, budget_s: float = 0.1,
+            repeat: int = 5) -> float:
+    """Best-of-`repeat` nanoseconds per call, each round lasting about `budget_s`."""
+    fn(payload)
+    n = 1
+    while True:
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            fn(payload)
+        dt = time.perf_counter_ns() - t0
+        if dt > budget_s * 1e9 / 4 or n >= 1 << 24:
+            break
+        n *= 2
+    n = max(1, int(n * budget_s * 1e9 / max(dt, 1)))
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            fn(payload)
+        best = min(best, (time.perf_counter_ns() - t0) / n)
+    return best
+
+
+@dataclass
+class Row:
+    case: str
+    size: int
+    updates: int
+    ns: dict[str, float]
+
+    def ratio(self, path: str) -> float:
+        return self.ns[path] / self.ns["fastfeed"]
+
+    @property
+    def gb_per_s(self) -> float:
+        return self.size / self.ns["fastfeed"]
+
+
+def compare(budget_s: float = 0.1, skip_sdk_over: int = 10_000) -> list[Row]:
+    """Every case through every path, interleaved so that drift hits all paths alike."""
+    fns = paths()
+    rows = []
+    for name, (payload, n) in case_frames().items():
+        ns = {}
+        for path, fn in fns.items():
+            if path == "sdk" and len(payload) > skip_sdk_over and budget_s < 0.05:
+                continue
+            ns[path] = time_ns(fn, payload, budget_s)
+        rows.append(Row(name, len(payload), n, ns))
+    return rows
+
+
+def allocations_per_frame(frames: int = 200_000) -> float:
+    """Python memory blocks allocated per decoded frame, net (0 means nothing per frame)."""
+    decoder = FeedDecoder(max_instruments=1024)
+    payload = frame(instrument_keys(10), "full")
+    decode = decoder.decode
+    decode(payload)
+    gc.collect()
+    gc.disable()
+    try:
+        before = sys.getallocatedblocks()
+        for _ in range(frames):
+            decode(payload)
+        after = sys.getallocatedblocks()
+    finally:
+        gc.enable()
+    return (after - before) / frames
+
+
+def cost_per_update(instruments: int, mode: str = "full", budget_s: float = 0.1) -> float:
+    """ns per instrument update when one-instrument frames cycle over `instruments` keys."""
+    keys = instrument_keys(instruments)
+    frames = [frame([k], mode, seed=i) for i, k in enumerate(keys)]
+    decoder = FeedDecoder(max_instruments=instruments)
+    for f in frames:
+        decoder.decode(f)
+    decode = decoder.decode
+    rounds = max(1, int(200_000 / instruments))
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter_ns()
+        for _ in range(rounds):
+            for f in frames:
+                decode(f)
+        best = min(best, (time.perf_counter_ns() - t0) / (rounds * instruments))
+    return best

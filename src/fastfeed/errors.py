@@ -1,0 +1,75 @@
+"""The exceptions fastfeed raises."""
+
+
+class FastfeedError(Exception):
+    """Base class of every error fastfeed raises on purpose."""
+
+
+class DecodeError(FastfeedError, ValueError):
+    """A frame that protobuf itself would reject. The decoder's state is left as it was."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"malformed frame at byte {offset}: {reason}")
+        self.offset = offset
+        self.reason = reason
+
+
+class InstrumentLimitError(FastfeedError):
+    """A frame names more new instruments than the decoder has rows left. Nothing was applied."""
+
+    def __init__(self, max_instruments: int, needed: int) -> None:
+        super().__init__(
+            f"frame needs {needed} new instrument row(s) but all {max_instruments} "
+            "(max_instruments) are taken"
+        )
+        self.max_instruments = max_instruments
+        self.needed = needed
+
+
+class SubscriptionLimitError(FastfeedError, ValueError):
+    """A subscription change would go over one of Upstox's caps (which the server enforces by
+    silently dropping keys) or over the decoder's ``max_instruments``. Nothing was changed."""
+
+    def __init__(self, cap: str, limit: int, requested: int, detail: str = "") -> None:
+        message = f"subscription over the {cap} cap: {requested} > {limit}"
+        super().__init__(message + (f" ({detail})" if detail else ""))
+        self.cap = cap
+        self.limit = limit
+        self.requested = requested
+
+
+class AuthenticationError(FastfeedError):
+    """The server refused the access token (401) or the permission / redirect code (403).
+    Reconnecting stops: a new token is needed."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        reason = {401: "invalid or expired access token", 403: "forbidden"}.get(status, "refused")
+        super().__init__(f"HTTP {status}: {reason}" + (f": {message}" if message else ""))
+        self.status = status
+
+
+class FeedConnectionError(FastfeedError, ConnectionError):
+    """A connection attempt failed (network, TLS, handshake, or an HTTP status other than 401/403)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReconnectStoppedError(FastfeedError):
+    """The feed gave up: its reconnect policy ran out of attempts, or reconnecting is disabled."""
+
+
+class PortfolioDecodeError(FastfeedError, ValueError):
+    """A Portfolio Stream Feed frame that is not a valid update.
+
+    `kind` is `json` (not JSON), `update_type` (missing or unknown), `missing` (a required field
+    absent) or `type` (a value of the wrong type); `reason` is the decoder's message and `text` the
+    frame, both scrubbed of anything that looks like a token, the frame cut to 2,000 characters.
+    """
+
+    def __init__(self, kind: str, reason: str, text: str) -> None:
+        super().__init__(f"bad portfolio update ({kind}): {reason}; frame: {text}")
+        self.kind = kind
+        self.reason = reason
+        self.text = text

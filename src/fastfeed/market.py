@@ -1,0 +1,416 @@
+"""MarketFeed: Upstox's market-data feed v3, decoded in C into a snapshot table and an update ring.
+
+    async with MarketFeed(token, instruments=["NSE_EQ|INE002A01018"], mode="full") as feed:
+        async for batch in feed.updates():
+            ...
+
+Per frame, with no Python callback registered, nothing but C runs: picows parses the frame, the
+listener hands its bytes to the decoder, the decoder writes the rows and the ring. Readers look at
+the ring or the snapshot whenever they like, from any thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from fastfeed._decode import FeedDecoder
+from fastfeed._listener import FeedListener
+from fastfeed._store import Store
+from fastfeed.errors import ReconnectStoppedError
+from fastfeed.events import CONNECTION_EVENTS, GAP, MARKET_STATUS, Gap
+from fastfeed.quote import Quote
+from fastfeed.transport.client import FeedClient
+from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
+from fastfeed.transport.requests import DEFAULT_CHUNK, requests
+from fastfeed.transport.subscriptions import MODES, SubscriptionBook, check_mode
+
+log = logging.getLogger(__name__)
+
+UPSTOX_MARKET_URL = "wss://api.upstox.com/v3/feed/market-data-feed"
+_BINARY = 2  # picows WSMsgType.BINARY
+_LATENCY_SAMPLES = 4096  # callback-latency reservoir, most recent first; a power of two
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBatch:
+    """What one read of the ring gave an ``updates()`` consumer.
+
+    ``records``: a copy of the ring records (``RECORD_DTYPE``), oldest first, safe to keep.
+    ``missed``: updates overwritten before this consumer got to them (it fell a ring behind).
+    """
+
+    records: npt.NDArray[Any]
+    missed: int
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def _percentiles(values: npt.NDArray[Any]) -> dict[str, float]:
+    if len(values) == 0:
+        return {"count": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    p50, p99 = np.percentile(values, (50, 99))
+    return {"count": int(len(values)), "p50": float(p50), "p99": float(p99), "max": float(values.max())}
+
+
+class MarketFeed(FeedClient):
+    """A market-data feed v3 connection that keeps itself alive.
+
+    Events (``on(event, fn)``): ``open()``, ``close(code, reason)``, ``error(exc)``,
+    ``reconnecting(message)``, ``autoReconnectStopped(message)`` (the SDK's names and arguments),
+    ``market_status(dict segment -> status)`` and ``gap(Gap)``. Callbacks run on the feed's loop.
+    """
+
+    EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)
+    DEFAULT_URL = UPSTOX_MARKET_URL
+
+    def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
+                 instruments: str | Iterable[str] = (), mode: str = "ltpc", url: str | None = None,
+                 plus: bool = False, authorize: bool = False, ssl: Any = None,
+                 max_instruments: int = 4096, ring_capacity: int = 1 << 16,
+                 reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
+                 ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
+                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK) -> None:
+        check_mode(mode)
+        super().__init__(access_token, token_provider=token_provider, url=url, authorize=authorize,
+                         ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
+                         ping_interval=ping_interval, ping_timeout=ping_timeout,
+                         max_frame_size=max_message_size)
+        self.plus = plus
+        self.decoder = FeedDecoder(max_instruments, ring_capacity)
+        self.store: Store = self.decoder.store
+        self._ring = self.store.ring
+        self._ring_cap = self.store.ring_capacity
+        self._max_message_size = max_message_size
+        self._request_chunk = request_chunk
+        self._book = SubscriptionBook(plus=plus, max_instruments=max_instruments)
+        self._book_lock = threading.Lock()
+        self._update_fns: list[Callable[[npt.NDArray[Any]], Any]] = []
+        self._quote_fns: dict[str, list[Callable[[Quote], Any]]] = {}
+        self._quote_rows: dict[int, tuple[str, list[Callable[[Quote], Any]]]] = {}
+        self._rows_seen = -1
+        self._latency = np.zeros(_LATENCY_SAMPLES, dtype=np.int64)
+        self._latency_n = 0
+        self._stopped_ns: int | None = None
+        self._data_waiters: list[asyncio.Future[None]] = []
+        self._quote_waiters: list[asyncio.Future[Quote]] = []
+        self.ring_overruns = 0
+        self.gaps = 0
+        self._bad_frames_logged = 0
+        if isinstance(instruments, str):
+            instruments = [instruments]
+        instruments = list(instruments)
+        if instruments:
+            self.subscribe(instruments, mode)
+
+    # -- subscriptions (any thread; before the connection opens too) --------------------------------
+    def subscribe(self, keys: str | Iterable[str], mode: str = "ltpc") -> None:
+        """Subscribe `keys` in `mode` (keys already subscribed change to it). Checked against
+        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed."""
+        with self._book_lock:
+            keys = self._book.subscribe(keys, mode, known=len(self.store),
+                                        is_known=self.store.__contains__)
+        self.call_soon(self._send, "sub", keys, mode)
+
+    def unsubscribe(self, keys: str | Iterable[str]) -> None:
+        with self._book_lock:
+            keys = self._book.unsubscribe(keys)
+        self.call_soon(self._send, "unsub", keys, None)
+
+    def change_mode(self, keys: str | Iterable[str], mode: str) -> None:
+        with self._book_lock:
+            keys = self._book.change_mode(keys, mode)
+        self.call_soon(self._send, "change_mode", keys, mode)
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """Wanted subscriptions, key to mode (what every reconnect restores)."""
+        with self._book_lock:
+            return dict(self._book.wanted)
+
+    def _send(self, method: str, keys: list[str], mode: str | None) -> None:
+        transport = self._transport
+        if transport is None or not self.connected or not keys:
+            return  # sent on open
+        for payload in requests(method, keys, mode, self._request_chunk):
+            transport.send(_BINARY, payload)
+
+    # -- reading --------------------------------------------------------------------------------------
+    def quote(self, key: str) -> Quote | None:
+        """The latest Quote of `key` (None if it never arrived). Safe from any thread."""
+        return self.store.quote(key)
+
+    @property
+    def snapshot(self) -> npt.NDArray[Any]:
+        """Zero-copy view of the snapshot table (``ROW_DTYPE``), one row per instrument seen."""
+        return self.store.snapshot
+
+    @property
+    def ring(self) -> npt.NDArray[Any]:
+        """Zero-copy view of the update ring (``RECORD_DTYPE``)."""
+        return self._ring
+
+    @property
+    def instruments(self) -> list[str]:
+        """Instrument keys in snapshot row order."""
+        return self.store.instruments
+
+    @property
+    def market_status(self) -> dict[str, Any]:
+        return dict(self.decoder.market_status)
+
+    # -- callbacks ------------------------------------------------------------------------------------
+    def on_update(self, fn: Callable[[npt.NDArray[Any]], Any]) -> Callable[[npt.NDArray[Any]], Any]:
+        """Call ``fn(records)`` once per decoded frame, after the snapshot is updated.
+
+        ``records`` are that frame's ring records (``RECORD_DTYPE``, one per instrument updated).
+        It is a view into the ring, valid during the call only: ``records.copy()`` to keep it.
+        """
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        self._update_fns = [*self._update_fns, fn]
+        self.call_soon(self._arm_frame_callback)
+        return fn
+
+    def on_quote(self, key: str, fn: Callable[[Quote], Any]) -> Callable[[Quote], Any]:
+        """Call ``fn(quote)`` with the new Quote each time `key` updates."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        fns = [*self._quote_fns.get(key, []), fn]
+        self._quote_fns = {**self._quote_fns, key: fns}
+        self._rows_seen = -1  # resolve key -> row again
+        self.call_soon(self._arm_frame_callback)
+        return fn
+
+    def off_update(self, fn: Callable[..., Any]) -> None:
+        self._update_fns = [f for f in self._update_fns if f is not fn]
+        self.call_soon(self._arm_frame_callback)
+
+    def off_quote(self, key: str, fn: Callable[..., Any] | None = None) -> None:
+        fns = [f for f in self._quote_fns.get(key, []) if fn is not None and f is not fn]
+        quote_fns = dict(self._quote_fns)
+        if fns:
+            quote_fns[key] = fns
+        else:
+            quote_fns.pop(key, None)
+        self._quote_fns = quote_fns
+        self._rows_seen = -1
+        self.call_soon(self._arm_frame_callback)
+
+    def _arm_frame_callback(self) -> None:
+        # The listener calls into Python per frame only while someone is listening.
+        listener = self._listener
+        if listener is not None:
+            listener.on_frame = self._dispatch if (self._update_fns or self._quote_fns) else None
+
+    def _dispatch(self, n: int, recv_ns: int) -> None:
+        started = time.time_ns()
+        self._latency[self._latency_n & (_LATENCY_SAMPLES - 1)] = started - recv_ns
+        self._latency_n += 1
+        cap = self._ring_cap
+        if n > cap:
+            n = cap
+        start = (self.store.updates_written - n) & (cap - 1)
+        ring = self._ring
+        if start + n <= cap:
+            records = ring[start:start + n]
+        else:
+            records = np.concatenate((ring[start:], ring[:start + n - cap]))
+        call = self.events.call
+        for fn in self._update_fns:
+            call(fn, records, where="on_update")
+        if self._quote_fns:
+            self._dispatch_quotes(records)
+
+    def _dispatch_quotes(self, records: npt.NDArray[Any]) -> None:
+        store = self.store
+        if self._rows_seen != len(store):
+            self._rows_seen = len(store)
+            rows = {}
+            for key, fns in self._quote_fns.items():
+                row = store.row(key)
+                if row >= 0:
+                    rows[row] = (key, fns)
+            self._quote_rows = rows
+        quote_rows = self._quote_rows
+        if not quote_rows:
+            return
+        call = self.events.call
+        for row in records["row"].tolist():
+            entry = quote_rows.get(row)
+            if entry is not None:
+                key, fns = entry
+                quote = store.quote(key)
+                for fn in fns:
+                    call(fn, quote, where="on_quote")
+
+    # -- async ----------------------------------------------------------------------------------------
+    async def updates(self, limit: int | None = None, from_start: bool = False) -> AsyncIterator[UpdateBatch]:
+        """Batches of ring records as they arrive, read with this iterator's own cursor.
+
+        A consumer slower than the feed loses the oldest records once it is a whole ring behind;
+        each batch says how many (``batch.missed``) and ``stats()["ring_overruns"]`` totals them.
+        Memory never grows. Ends when the feed is closed; raises why it stopped, if it did.
+        Run it on the feed's event loop.
+        """
+        reader = self.store.reader(from_start)
+        limit = self._ring_cap if limit is None or limit <= 0 else limit
+        while True:
+            if reader.pending:
+                records, missed = reader.read(limit)
+                if missed:
+                    self.ring_overruns += missed
+                yield UpdateBatch(records, int(missed))
+                continue
+            if self.error is not None and not self._closing:
+                raise self.error
+            if self._closing or not self.running:
+                return
+            await self._next_data()
+
+    async def wait_for(self, key: str, timeout: float | None = None) -> Quote:
+        """The quote of `key` once it has arrived (at once if it already has)."""
+        quote = self.store.quote(key)
+        if quote is not None and quote.updates > 0:
+            return quote
+        if self.error is not None:
+            raise self.error
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[Quote] = loop.create_future()
+
+        def got(q: Quote) -> None:
+            if not found.done():
+                found.set_result(q)
+
+        self.on_quote(key, got)
+        self._quote_waiters.append(found)  # failed if the feed stops
+        try:
+            return await asyncio.wait_for(found, timeout)
+        finally:
+            self.off_quote(key, got)
+            if found in self._quote_waiters:
+                self._quote_waiters.remove(found)
+
+    async def _next_data(self) -> None:
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._data_waiters.append(waiter)
+        listener = self._listener
+        if listener is not None:
+            listener.wake = self._wake
+        try:
+            await waiter
+        finally:
+            if waiter in self._data_waiters:
+                self._data_waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        waiters, self._data_waiters = self._data_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def _release_waiters(self, exc: BaseException | None) -> None:
+        data, quotes = self._data_waiters, self._quote_waiters
+        self._data_waiters, self._quote_waiters = [], []
+        for w in data:
+            if not w.done():
+                if exc is None:
+                    w.set_result(None)  # an updates() consumer ends quietly on close
+                else:
+                    w.set_exception(exc)
+                    w.exception()
+        for q in quotes:
+            if not q.done():
+                q.set_exception(exc or ReconnectStoppedError("the feed was closed"))
+                q.exception()
+
+    # -- connection hooks -----------------------------------------------------------------------------
+    def _make_listener(self) -> FeedListener:
+        listener = FeedListener(self.decoder, self, self._max_message_size)
+        if self._update_fns or self._quote_fns:
+            listener.on_frame = self._dispatch
+        if self._data_waiters:
+            listener.wake = self._wake
+        return listener
+
+    def _on_open(self, listener: Any, attempts: int) -> None:
+        with self._book_lock:
+            by_mode = self._book.by_mode()
+        transport = listener.transport
+        for mode in MODES:
+            for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
+                transport.send(_BINARY, payload)
+        if self._stopped_ns is not None:
+            gap = Gap(self._stopped_ns, listener.connected_ns, attempts)
+            self._stopped_ns = None
+            self.gaps += 1
+            log.info("gap of %.3f s after %d attempt(s)", gap.seconds, attempts)
+            self.events.emit(GAP, gap)
+
+    def _on_lost(self, listener: Any, closing: bool) -> None:
+        if closing:
+            self._release_waiters(None)
+            return
+        # Rows stay stale until their next update: readers can tell old prices during the outage.
+        self.store.mark_stale()
+        if self._stopped_ns is None:
+            self._stopped_ns = listener.last_frame_ns or listener.connected_ns or time.time_ns()
+
+    def _on_stopped(self, exc: BaseException) -> None:
+        self._release_waiters(exc)
+
+    def _market_info(self, listener: Any) -> None:
+        self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+
+    def _frame_failed(self, listener: Any, exc: BaseException, size: int) -> None:
+        # Counted always, logged sparingly: a feed of bad frames must not flood the log.
+        self._bad_frames_logged += 1
+        n = self._bad_frames_logged
+        if n <= 10 or n & (n - 1) == 0:
+            log.warning("bad frame of %d bytes ignored (%d so far): %s", size, n, exc)
+        self.events.emit("error", exc)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await super().close(timeout)
+        self._release_waiters(None)
+
+    # -- stats ----------------------------------------------------------------------------------------
+    def latency(self) -> dict[str, dict[str, float]]:
+        """Percentiles: receive time minus the frame's currentTs (ms, from the ring's records), and
+        frame arrival to callback start (µs, sampled only when a callback is registered)."""
+        head = self.store.updates_written
+        ring = self._ring[:min(head, self._ring_cap)]
+        sent = ring["server_ts"]
+        mask = sent > 0
+        server_lag = ring["recv_ns"][mask] / 1e6 - sent[mask]
+        samples = self._latency[:min(self._latency_n, _LATENCY_SAMPLES)] / 1e3
+        return {"recv_minus_server_ms": _percentiles(server_lag),
+                "frame_to_callback_us": _percentiles(samples)}
+
+    def stats(self) -> dict[str, Any]:
+        d = self.decoder
+        out: dict[str, Any] = {
+            "frames": d.frames, "bytes": d.bytes, "updates": d.updates, "decode_errors": d.errors,
+            "initial_feed": d.initial_frames, "live_feed": d.live_frames,
+            "market_info": d.market_info_frames, "instruments": len(self.store),
+            "subscriptions": len(self._book), "ring_overruns": self.ring_overruns, "gaps": self.gaps,
+        }
+        out.update(self._connection_stats())
+        out["latency"] = self.latency()
+        return out
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else ("running" if self.running else "stopped")
+        return (f"<MarketFeed {self.url} {state} subscriptions={len(self._book)} "
+                f"updates={self.decoder.updates}>")
+
+
+__all__ = ["MarketFeed", "UPSTOX_MARKET_URL", "UpdateBatch", "ReconnectStoppedError"]

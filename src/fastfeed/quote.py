@@ -1,0 +1,83 @@
+"""The immutable record a reader gets for one instrument."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, NamedTuple
+
+# Feed.FeedUnion branch that last updated a row, by QuoteRow.kind.
+KIND_NAMES = ("none", "ltpc", "market", "index", "option_greeks")
+
+# RequestMode, as Upstox names it on the wire.
+MODE_NAMES = ("ltpc", "full_d5", "option_greeks", "full_d30")
+
+
+def mode_name(mode: int) -> str | int:
+    """The RequestMode name, or the number for a value this schema does not know."""
+    return MODE_NAMES[mode] if 0 <= mode < len(MODE_NAMES) else mode
+
+
+class Bar(NamedTuple):
+    """One OHLC bar (MarketOHLC.ohlc); the interval is the key it is filed under."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+    vol: int
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The latest merged state of one instrument, copied consistently out of the snapshot table.
+
+    Names follow the schema in snake_case. ``server_ts`` is the frame's ``currentTs`` (epoch ms),
+    ``recv_ns`` the receive time (epoch ns). ``bids``/``asks`` are (price, quantity), best first.
+    ``ltpc_iep`` is LTPC.iep, None when the feed did not send it.
+    """
+
+    key: str
+    ltp: float
+    ltt: int
+    ltq: int
+    cp: float
+    ltpc_iep: float | None
+    atp: float
+    vtt: int
+    oi: float
+    iv: float
+    tbq: float
+    tsq: float
+    iep: float
+    rp: float
+    ieq: int
+    iiq_total: int
+    iiq_m: int
+    cas_eligible: bool
+    delta: float
+    theta: float
+    gamma: float
+    vega: float
+    rho: float
+    bids: tuple[tuple[float, int], ...]
+    asks: tuple[tuple[float, int], ...]
+    ohlc: Mapping[str, Bar]
+    mode: str | int
+    kind: str
+    server_ts: int
+    recv_ns: int
+    updates: int
+    stale: bool
+
+    @property
+    def change(self) -> float:
+        """LTP minus the previous close."""
+        return self.ltp - self.cp
+
+    @property
+    def best_bid(self) -> tuple[float, int] | None:
+        return self.bids[0] if self.bids else None
+
+    @property
+    def best_ask(self) -> tuple[float, int] | None:
+        return self.asks[0] if self.asks else None

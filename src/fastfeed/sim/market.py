@@ -1,0 +1,346 @@
+"""The market-data feed session: requests, subscriptions and their silent caps, snapshots and live
+ticks at a set rate, or (benchmark mode) a pre-encoded frame pool pushed as fast as the socket
+drains."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Mapping
+
+from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+
+from . import frames
+from .auth import MARKET, Grant
+from .connection import Session, now_ms
+from .faults import Faults
+from .prices import is_valid_key, stable_seed, universe
+
+if TYPE_CHECKING:
+    from .server import Simulator
+
+log = logging.getLogger(__name__)
+
+# Keys per connection: (one mode only, when modes are mixed). Upstox documents 1500 for full_d30
+# when mixed, above its own single-mode 50; we keep the smaller.
+DEFAULT_CAPS: dict[str, tuple[int, int]] = {
+    "ltpc": (5000, 2000),
+    "option_greeks": (3000, 2000),
+    "full": (2000, 1500),
+    "full_d30": (50, 50),
+}
+METHODS = ("sub", "unsub", "change_mode")
+_MAX_BATCH = 256          # live frames sent per wake-up at most, however far behind the clock is
+_BLOB_BYTES = 256 * 1024  # benchmark mode: one transport write carries about this many bytes
+_MAX_PENDING = 64
+_YIELD_EVERY = 8          # benchmark mode: writes between two turns of the event loop
+
+
+def ws_frame_header(size: int) -> bytes:
+    """The header of one unmasked, final, binary WebSocket frame (server to client)."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 65536:
+        return bytes((0x82, 126)) + size.to_bytes(2, "big")
+    return bytes((0x82, 127)) + size.to_bytes(8, "big")
+
+
+class FramePool:
+    """Benchmark frames framed once: a blob of whole WebSocket frames cycling through the pool."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        framed = [ws_frame_header(len(p)) + p for p in payloads]
+        one_round = b"".join(framed)
+        rounds = max(1, _BLOB_BYTES // max(1, len(one_round)))
+        self.blob = one_round * rounds
+        self.frames = len(framed) * rounds
+        self.payload_bytes = sum(len(p) for p in payloads) * rounds
+        # End offset of each frame in the blob, to cut a last write at a frame boundary.
+        self._ends: list[int] = []
+        self._payload_ends: list[int] = []
+        end = pend = 0
+        for _ in range(rounds):
+            for f, p in zip(framed, payloads):
+                end += len(f)
+                pend += len(p)
+                self._ends.append(end)
+                self._payload_ends.append(pend)
+
+    def head(self, frames: int) -> tuple[bytes, int]:
+        """The first `frames` frames of the blob, and their payload bytes."""
+        return self.blob[:self._ends[frames - 1]], self._payload_ends[frames - 1]
+
+
+class MarketSession(Session):
+    kind = MARKET
+
+    def __init__(self, sim: "Simulator", grant: Grant, faults: Faults, serial: int) -> None:
+        super().__init__(sim, grant, faults, serial)
+        self.subscriptions: dict[str, str] = {}
+        self._mode_counts: Counter[str] = Counter()
+        self._order: list[str] = []
+        self._order_dirty = False
+        self._cursor = 0
+        # Snapshots owed, one per request, sent by the feed task as soon as it may send; past
+        # _MAX_PENDING requests they merge into the last one, so memory stays bounded.
+        self._pending: list[dict[str, str]] = []
+        self._wake: asyncio.Event | None = None
+        self._pool: FramePool | None = None
+        self.rng = random.Random(stable_seed(sim.seed, "connection", serial))
+
+    @property
+    def caps(self) -> Mapping[str, tuple[int, int]]:
+        return self.sim.caps
+
+    # -- requests ---------------------------------------------------------------------------
+    def on_message(self, payload: bytes) -> None:
+        request = self._parse(payload)
+        if request is None:
+            self.tally.bump("requests_malformed")
+            return
+        self.tally.bump("requests")
+        method, keys, mode = request
+        if method == "unsub":
+            for key in keys:
+                old = self.subscriptions.pop(key, None)
+                if old is not None:
+                    self._uncount(old)
+                    for owed in self._pending:
+                        owed.pop(key, None)
+            self._order_dirty = True
+            return
+        accepted = self._subscribe(keys, mode, only_existing=method == "change_mode")
+        if accepted:
+            self.tally.bump("keys_subscribed", len(accepted))
+            owed = {key: mode for key in accepted}
+            if len(self._pending) < _MAX_PENDING:
+                self._pending.append(owed)
+            else:
+                self._pending[-1].update(owed)
+            self._pool = None
+            if self._wake is not None:
+                self._wake.set()
+
+    def _parse(self, payload: bytes) -> tuple[str, list[str], str] | None:
+        try:
+            request = json.loads(payload)
+            method = request["method"]
+            data = request["data"]
+            keys = data["instrumentKeys"]
+            mode = data.get("mode", "")
+        except (ValueError, TypeError, KeyError):
+            log.info("%r: ignored a request that is not the documented JSON", self)
+            return None
+        if (method not in METHODS or not isinstance(keys, list)
+                or (method != "unsub" and mode not in frames.MODES)):
+            log.info("%r: ignored a request with method=%.20r mode=%.20r", self, method, mode)
+            return None
+        return method, keys, mode
+
+    def _subscribe(self, keys: list[Any], mode: str, *, only_existing: bool) -> list[str]:
+        if mode == "full_d30" and not self.grant.plus:
+            self.tally.bump("keys_dropped", len(keys))
+            log.debug("%r: full_d30 without Upstox Plus, %d key(s) ignored", self, len(keys))
+            return []
+        accepted: list[str] = []
+        dropped = 0
+        for key in keys:
+            if not is_valid_key(key):
+                dropped += 1
+                continue
+            current = self.subscriptions.get(key)
+            if current == mode:
+                accepted.append(key)
+                continue
+            if current is None and only_existing:
+                dropped += 1
+                continue
+            modes_after = {m for m, c in self._mode_counts.items() if c and not (m == current and c == 1)}
+            modes_after.add(mode)
+            single, mixed = self.caps[mode]
+            if self._mode_counts[mode] >= (mixed if len(modes_after) > 1 else single):
+                dropped += 1
+                continue
+            if current is not None:
+                self._uncount(current)
+            else:
+                self._order_dirty = True
+            self.subscriptions[key] = mode
+            self._mode_counts[mode] += 1
+            accepted.append(key)
+        if dropped:
+            self.tally.bump("keys_dropped", dropped)
+            log.debug("%r: %d key(s) beyond the caps or malformed, ignored", self, dropped)
+        return accepted
+
+    def _uncount(self, mode: str) -> None:
+        self._mode_counts[mode] -= 1
+        if self._mode_counts[mode] <= 0:
+            del self._mode_counts[mode]
+
+    # -- frames -----------------------------------------------------------------------------
+    def _items(self, keys_modes: Mapping[str, str] | list[tuple[str, str]], ms: int, step: bool) -> list[Any]:
+        market = self.sim.market
+        pairs = keys_modes.items() if isinstance(keys_modes, Mapping) else keys_modes
+        items = []
+        for key, mode in pairs:
+            inst = market.get(key, ms)
+            if step:
+                inst.step(ms)
+            items.append((inst, mode))
+        return items
+
+    def snapshot_frame(self, keys_modes: Mapping[str, str]) -> bytes:
+        ms = now_ms()
+        return frames.feed_frame(pb.initial_feed, self._items(keys_modes, ms, False), ms,
+                                 phase=self.sim.phase, rng=self.rng)
+
+    def _next_keys(self, count: int) -> list[tuple[str, str]]:
+        if self._order_dirty:
+            self._order = list(self.subscriptions)
+            self._order_dirty = False
+            self._cursor = 0
+        order = self._order
+        out = []
+        for _ in range(min(count, len(order))):
+            if self._cursor >= len(order):
+                self._cursor = 0
+            key = order[self._cursor]
+            self._cursor += 1
+            mode = self.subscriptions.get(key)
+            if mode is not None:
+                out.append((key, mode))
+        return out
+
+    def live_frame(self, count: int | None = None) -> bytes | None:
+        per_frame = max(1, self.sim.instruments_per_frame)
+        if count is None:
+            count = self.rng.randint(1, min(per_frame, max(1, len(self.subscriptions))))
+        pairs = self._next_keys(count)
+        if not pairs:
+            return None
+        ms = now_ms()
+        return frames.feed_frame(pb.live_feed, self._items(pairs, ms, True), ms,
+                                 phase=self.sim.phase, rng=self.rng)
+
+    def malformed_frame(self, valid: bytes, n: int) -> bytes:
+        return frames.malformed(valid, n)
+
+    def oversized_frame(self) -> bytes:
+        count = self.faults.oversized_instruments
+        keys = list(self.subscriptions)[:count]
+        if len(keys) < count:
+            have = set(keys)
+            keys += [k for k in universe(count + len(keys), self.sim.seed) if k not in have][:count - len(keys)]
+        ms = now_ms()
+        return frames.feed_frame(pb.live_feed, self._items([(k, "full") for k in keys], ms, True),
+                                 ms, phase=self.sim.phase, rng=self.rng)
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            owed = self._pending.pop(0)
+            if owed:
+                self.send_data(self.snapshot_frame(owed))
+
+    # -- the feed ---------------------------------------------------------------------------
+    async def drive(self) -> None:
+        self._wake = asyncio.Event()
+        await self.wait_writable()
+        self.send_data(frames.market_info(now_ms(), self.sim.phase))
+        loop = asyncio.get_running_loop()
+        next_t = loop.time()
+        while not self.closing:
+            if not self.can_send():
+                await self.wait_writable()
+                continue
+            if self._pending:
+                self._flush_pending()
+                continue
+            rate = self.sim.rate
+            if not self.subscriptions or not rate:
+                self._wake.clear()
+                await self._wake.wait()
+                next_t = loop.time()
+                continue
+            if self.sim.bench:
+                await self._push_pool()
+                continue
+            now = loop.time()
+            if now < next_t:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), next_t - now)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            interval = 1.0 / rate
+            due = min(_MAX_BATCH, int((now - next_t) / interval) + 1)
+            for _ in range(due):
+                if not self.can_send() or self._pending:
+                    break
+                frame = self.live_frame()
+                if frame is None:
+                    break
+                self.send_data(frame)
+            next_t += due * interval
+            if next_t < now - 1.0:
+                next_t = now  # after a pause or stall, do not burst to catch up
+            await asyncio.sleep(0)
+
+    def _build_pool(self) -> FramePool:
+        per_frame = max(1, min(self.sim.instruments_per_frame, len(self.subscriptions)))
+        size = max(1, self.sim.bench_pool_size)
+        payloads = []
+        for _ in range(size):
+            frame = self.live_frame(per_frame)
+            if frame is not None:
+                payloads.append(frame)
+        return FramePool(payloads)
+
+    def _frames_left(self) -> int | None:
+        """Frames until a switch or the benchmark frame count ends the push, if any does."""
+        limits = [x - self.data_frames for x in (self.sim.bench_frames, self.faults.abort_after_frames,
+                                                 self.faults.close_after_frames) if x is not None]
+        return max(0, min(limits)) if limits else None
+
+    async def _push_pool(self) -> None:
+        """Benchmark mode: write blobs of pre-framed frames straight to the socket while it takes
+        them; picows's pause_writing/resume_writing bound what waits in memory."""
+        if self._pool is None:
+            self._pool = self._build_pool()
+        pool = self._pool
+        transport = self.transport
+        assert transport is not None
+        underlying = transport.underlying_transport
+        # A deeper buffer than asyncio's 64 KiB default keeps the socket fed between turns of
+        # the loop; it is still a fixed bound.
+        underlying.set_write_buffer_limits(high=4 * _BLOB_BYTES, low=_BLOB_BYTES)
+        write = underlying.write
+        writes = 0
+        while self._pool is pool and not self._pending:
+            if not self.can_send():
+                await self.wait_writable()
+                if self.closing:
+                    return
+                continue
+            left = self._frames_left()
+            if left == 0:
+                if self.sim.bench_frames is not None and self.data_frames >= self.sim.bench_frames:
+                    self.close(1000, reason="benchmark frame count reached")
+                else:
+                    self.after_frames()
+                return
+            if left is not None and left < pool.frames:
+                blob, nbytes = pool.head(left)
+                count = left
+            else:
+                blob, nbytes, count = pool.blob, pool.payload_bytes, pool.frames
+            write(blob)
+            self.data_frames += count
+            self.tally.sent(count, nbytes)
+            self.after_frames()
+            writes += 1
+            if writes % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)

@@ -1,0 +1,437 @@
+"""FeedClient: one feed connection kept alive: connect (redirect or authorize), reconnect with
+backoff, events, async and background-thread lifecycles.
+
+A feed (MarketFeed, PortfolioFeed) subclasses it and fills in four hooks: ``_make_listener()``
+(the picows listener of a new connection), ``_on_open(listener)`` (send what the feed needs on a
+fresh connection), ``_on_lost(listener)`` (a connection ended) and ``_extra_stats()``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections import Counter
+from typing import Any, Callable
+
+from fastfeed.errors import (AuthenticationError, FastfeedError, FeedConnectionError,
+                             ReconnectStoppedError)
+from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, ERROR, OPEN,
+                             RECONNECTING, EventRegistry)
+
+from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
+                         TokenProvider, authorize, open_websocket, resolve_token, tls_context)
+
+log = logging.getLogger(__name__)
+_picows_log = logging.getLogger("fastfeed.transport.picows")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # not on Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class FeedClient:
+    """Base of the feed clients. See the module docstring for the hooks."""
+
+    EVENTS: tuple[str, ...] = CONNECTION_EVENTS
+    DEFAULT_URL = ""
+
+    def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
+                 url: str | None = None, authorize: bool = False, ssl: Any = None,
+                 reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
+                 ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
+                 max_frame_size: int = 16 * 1024 * 1024) -> None:
+        if access_token is None and token_provider is None:
+            raise ValueError("give an access_token or a token_provider")
+        if token_provider is not None and not callable(token_provider):
+            raise TypeError("token_provider must be callable")
+        self._scrub = Scrubber()
+        self._token = Secret(access_token) if access_token is not None else None
+        if self._token is not None:
+            self._scrub.add(self._token.reveal())
+        self._token_provider = token_provider
+        self.url = url or self.DEFAULT_URL
+        if not self.url.startswith(("ws://", "wss://")):
+            raise ValueError("url must be a ws:// or wss:// URL")
+        self.authorize = authorize
+        secure = self.url.startswith("wss://")
+        self._ssl_ctx = tls_context(ssl) if secure or ssl is not None else None
+        self.reconnect_policy = reconnect if reconnect is not None else ReconnectPolicy()
+        self.options = ConnectOptions(connect_timeout=connect_timeout, ping_interval=ping_interval,
+                                      ping_timeout=ping_timeout, max_frame_size=max_frame_size)
+        self.events = EventRegistry(self.EVENTS, owner=type(self).__name__)
+        self._picows_logger = ScrubbingLogger(_picows_log, self._scrub)
+        self._rng = random.Random()
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listener: Any = None
+        self._transport: Any = None
+        self._closing = False
+        self._wakeup: asyncio.Event | None = None
+        self._open_waiters: list[asyncio.Future[None]] = []
+        self.error: BaseException | None = None   # why the feed stopped, if it stopped on its own
+        self.connections = 0
+        self._failures = 0
+        self.reconnects = 0
+        self.failed_attempts = 0
+        self.connected = False
+        self._conn_totals: Counter[str] = Counter()
+
+        self._thread: threading.Thread | None = None
+        self._closer: asyncio.Future[None] | None = None
+
+    # -- public -------------------------------------------------------------------------------------
+    def on(self, event: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Call `fn` on `event` (see EVENTS). Returns `fn`, so it also works as a decorator maker."""
+        return self.events.on(event, fn)
+
+    def off(self, event: str, fn: Callable[..., Any] | None = None) -> None:
+        self.events.off(event, fn)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def connect(self, timeout: float | None = 30.0) -> None:
+        """Start on the running loop (never replacing it) and wait for the first open.
+
+        Raises AuthenticationError (401/403), ReconnectStoppedError, or TimeoutError (the feed is
+        closed first).
+        """
+        self._start_on_running_loop()
+        try:
+            await self._wait_open(timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close with 1000 and stop reconnecting; returns once the connection is gone."""
+        self._closing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        transport = self._transport
+        if transport is not None and not transport.is_disconnected:
+            try:
+                transport.send_close(1000)
+                transport.disconnect()
+            except Exception:  # already going away
+                pass
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            done, _ = await asyncio.wait([task], timeout=timeout)
+            if not done:
+                if transport is not None:
+                    transport.disconnect(False)
+                task.cancel()
+                await asyncio.wait([task], timeout=1.0)
+        self._fail_open_waiters(ReconnectStoppedError("the feed was closed"))
+
+    async def wait_closed(self) -> None:
+        """Wait until the feed stops; re-raises why it stopped, unless close() stopped it."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        if self.error is not None and not self._closing:
+            raise self.error
+
+    async def __aenter__(self) -> "FeedClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- background thread --------------------------------------------------------------------------
+    def start(self, timeout: float | None = 30.0) -> "FeedClient":
+        """Run the feed on its own event loop (uvloop) in a daemon thread; wait for the first open."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("already started")
+        ready = threading.Event()
+        outcome: list[BaseException] = []
+
+        def main() -> None:
+            loop = new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._thread_main(ready, outcome))
+            except BaseException as exc:  # reported through outcome
+                outcome.append(exc)
+            finally:
+                ready.set()
+                try:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                finally:
+                    loop.close()
+
+        self._closing = False
+        self.error = None
+        self._thread = threading.Thread(target=main, name=f"fastfeed-{type(self).__name__}", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout if timeout is not None else None):
+            self.stop()
+            raise TimeoutError(f"the feed did not open within {timeout} s")
+        if outcome:
+            self.stop()
+            raise outcome[0]
+        return self
+
+    async def _thread_main(self, ready: threading.Event, outcome: list[BaseException]) -> None:
+        self._start_on_running_loop()
+        try:
+            await self._wait_open(None)
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            ready.set()
+        task = self._task
+        if task is not None:
+            await asyncio.wait([task])
+        if self._closer is not None:  # let close() finish before the loop goes away
+            await asyncio.wait([self._closer], timeout=5.0)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close and join the background thread within about `timeout` seconds (any thread)."""
+        self._closing = True
+        loop, thread = self._loop, self._thread
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._schedule_close, timeout)
+            except RuntimeError:  # the loop closed in between
+                pass
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout + 1.0)
+            if thread.is_alive():
+                log.warning("the feed thread did not stop within %.1f s", timeout + 1.0)
+
+    def _schedule_close(self, timeout: float) -> None:
+        self._closer = asyncio.ensure_future(self.close(timeout))
+
+    def __enter__(self) -> "FeedClient":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn(*args)` on the feed's loop: now if we are on it, else as soon as it can."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    # -- the connection loop ------------------------------------------------------------------------
+    def _start_on_running_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done():
+            if self._loop is not loop:
+                raise RuntimeError("the feed already runs on another event loop")
+            return
+        self._loop = loop
+        self._closing = False
+        self.error = None
+        self._wakeup = asyncio.Event()
+        self._task = loop.create_task(self._run(), name=f"fastfeed-{type(self).__name__}")
+
+    async def _wait_open(self, timeout: float | None) -> None:
+        if self.connected:
+            return
+        if self.error is not None:
+            raise self.error
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._open_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"the feed did not open within {timeout} s") from None
+        finally:
+            if waiter in self._open_waiters:
+                self._open_waiters.remove(waiter)
+
+    def _resolve_open_waiters(self) -> None:
+        waiters, self._open_waiters = self._open_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def _fail_open_waiters(self, exc: BaseException) -> None:
+        waiters, self._open_waiters = self._open_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_exception(exc)
+                w.exception()  # retrieved: a waiter that timed out must not warn at exit
+
+    async def _attempt(self) -> tuple[Any, Any]:
+        token = (await resolve_token(self._token, self._token_provider)).reveal()
+        self._scrub.add(token)
+        url = self.url
+        if self.authorize:
+            url = await authorize(self.url, token, self._ssl_ctx, self.options.connect_timeout, self._scrub)
+        return await open_websocket(self._make_listener, url, token, ctx=self._ssl_ctx,
+                                    options=self.options, logger=self._picows_logger, scrub=self._scrub)
+
+    async def _run(self) -> None:
+        failures = 0
+        policy = self.reconnect_policy
+        try:
+            while not self._closing:
+                if failures:
+                    if not policy.allows(failures):
+                        what = "reconnecting is disabled" if not policy.enabled else \
+                            f"retryCount of {policy.max_attempts} exhausted."
+                        self._stop(ReconnectStoppedError(what), what)
+                        return
+                    delay = policy.delay(failures, self._rng)
+                    limit = policy.max_attempts if policy.max_attempts is not None else "inf"
+                    self.events.emit(RECONNECTING, f"Auto reconnect attempt {failures}/{limit}")
+                    log.info("reconnect attempt %d in %.2f s", failures, delay)
+                    if await self._sleep(delay):
+                        return
+                self._failures = failures
+                try:
+                    transport, listener = await self._attempt()
+                except AuthenticationError as exc:
+                    log.error("%s: reconnecting stops", exc)
+                    self.events.emit(ERROR, exc)
+                    self._stop(exc, f"{exc}; a new access token is needed")
+                    return
+                except (FeedConnectionError, FastfeedError) as exc:
+                    failures += 1
+                    self.failed_attempts += 1
+                    log.warning("%s", exc)
+                    self.events.emit(ERROR, exc)
+                    continue
+                if self._closing:
+                    if not transport.is_disconnected:
+                        transport.send_close(1000)
+                        transport.disconnect()
+                    return
+                if listener is not self._listener:  # on_ws_connected did not run: should not happen
+                    self._opened(listener)
+                await self._serve(transport, listener)
+                failures = 1
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # a bug: report it rather than die silently
+            log.exception("the feed's connection loop failed")
+            self._stop(exc, f"internal error: {exc}")
+        finally:
+            self.connected = False
+            self._transport = None
+            if not self._closing and self.error is None:
+                self.error = ReconnectStoppedError("the feed stopped")
+            self._fail_open_waiters(self.error or ReconnectStoppedError("the feed was closed"))
+
+    def _opened(self, listener: Any) -> None:
+        # Runs inside picows's on_ws_connected, before the first frame is handed over, so that
+        # `open` comes before any data event and subscriptions go out at once.
+        self.connections += 1
+        if self.connections > 1:
+            self.reconnects += 1
+        self._transport, self._listener = listener.transport, listener
+        self.connected = True
+        log.info("connected (connection %d)", self.connections)
+        try:
+            self._on_open(listener, self._failures)
+        except Exception as exc:
+            log.exception("opening the connection failed")
+            self.events.emit(ERROR, exc)
+            listener.transport.disconnect()
+        self._resolve_open_waiters()
+        self.events.emit(OPEN)
+
+    async def _serve(self, transport: Any, listener: Any) -> None:
+        try:
+            await transport.wait_disconnected()
+        except Exception:  # the reason is in the listener's close code / flags
+            pass
+        self.connected = False
+        self._transport = None
+        self._conn_totals.update(listener.stats())
+        code, reason = listener.close_code, listener.close_reason
+        if listener.pong_timeout:
+            code, reason = 1006, f"no PONG within {self.options.ping_timeout} s: connection declared dead"
+        elif not code:
+            code, reason = (1000, "closed by the client") if self._closing else \
+                (1006, "connection lost without a close frame")
+        log.info("disconnected: %s %s", code, reason)
+        self._on_lost(listener, self._closing)
+        self.events.emit(CLOSE, code, reason)
+
+    def _stop(self, exc: BaseException, message: str) -> None:
+        self.error = exc
+        self.events.emit(AUTO_RECONNECT_STOPPED, message)
+        self._fail_open_waiters(exc)
+        self._on_stopped(exc)
+
+    async def _sleep(self, delay: float) -> bool:
+        """Sleep, unless close() wakes us; True if closing."""
+        assert self._wakeup is not None
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        return self._closing
+
+    # -- listener hooks (called by FeedListener on the loop) ---------------------------------------
+    def _ws_connected(self, listener: Any) -> None:
+        if self._closing:
+            listener.transport.disconnect()
+            return
+        self._opened(listener)
+
+    def _ws_disconnected(self, listener: Any) -> None:
+        pass
+
+    def _frame_failed(self, listener: Any, exc: BaseException, size: int) -> None:
+        log.warning("bad frame of %d bytes ignored: %s", size, exc)
+        self.events.emit(ERROR, exc)
+
+    def _market_info(self, listener: Any) -> None:
+        pass
+
+    def _callback_failed(self, exc: BaseException) -> None:
+        self.events.callback_errors += 1
+        log.error("a callback raised: %r", exc, exc_info=exc)
+
+    # -- subclass hooks ----------------------------------------------------------------------------
+    def _make_listener(self) -> Any:
+        raise NotImplementedError
+
+    def _on_open(self, listener: Any, attempts: int) -> None:
+        """A new connection is open; send what the feed needs. `attempts`: 0 on the first."""
+
+    def _on_lost(self, listener: Any, closing: bool) -> None:
+        """The connection ended (`closing`: because close() was called)."""
+
+    def _on_stopped(self, exc: BaseException) -> None:
+        """The feed stopped for good on its own (auth failure, retries exhausted)."""
+
+    def _connection_stats(self) -> dict[str, Any]:
+        listener = self._listener
+        totals = Counter(self._conn_totals)
+        if listener is not None and self.connected:
+            totals.update(listener.stats())
+        out: dict[str, Any] = {"connected": self.connected, "connections": self.connections,
+                               "reconnects": self.reconnects, "failed_attempts": self.failed_attempts,
+                               "callback_errors": self.events.callback_errors}
+        for k in ("pings_received", "pings_sent", "pongs_received", "fragments", "oversized"):
+            out[k] = totals[k]
+        return out
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else ("running" if self.running else "stopped")
+        return f"<{type(self).__name__} {self.url} {state} connections={self.connections}>"
+

@@ -1,0 +1,65 @@
+"""Benchmark mode: the frame pool, the exact frame count, bounded memory under backpressure."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as up
+
+from fastfeed.sim import Simulator
+from fastfeed.sim.bench import masked_frame, measure_push_rate, open_raw_websocket
+from fastfeed.sim.market import _BLOB_BYTES
+
+from sim_helpers import TOKEN, connect, request, run, wait_until
+
+
+def test_bench_mode_sends_exactly_n_frames_then_closes_1000() -> None:
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], bench=True, bench_frames=5000,
+                             instruments_per_frame=2) as sim:
+            async with connect(sim.market_url) as ws:
+                await ws.send(request("sub", sim.instruments[:20], "full"))
+                got = []
+                try:
+                    while True:
+                        got.append(await asyncio.wait_for(ws.recv(), 5))
+                except Exception as exc:  # ConnectionClosedOK
+                    assert exc.rcvd.code == 1000
+        assert len(got) == 5000
+        kinds = [up.FeedResponse.FromString(f).type for f in got]
+        assert kinds[:2] == [up.market_info, up.initial_feed]
+        assert set(kinds[2:]) == {up.live_feed}
+        assert all(len(up.FeedResponse.FromString(f).feeds) == 2 for f in got[2:50])
+    run(main())
+
+
+def test_bench_push_is_bounded_by_backpressure() -> None:
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], bench=True, ping_interval=None) as sim:
+            def stalled_client() -> socket.socket:
+                import http.client
+                conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+                conn.request("GET", "/v3/feed/market-data-feed/authorize",
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+                uri = json.loads(conn.getresponse().read())["data"]["authorized_redirect_uri"]
+                sock = open_raw_websocket(uri, None)
+                sock.sendall(masked_frame(request("sub", sim.instruments[:50], "full")))
+                return sock  # and never read
+
+            sock = await asyncio.to_thread(stalled_client)
+            await wait_until(lambda: sim.market_sessions and sim.market_sessions[0].paused)
+            session = sim.market_sessions[0]
+            sent_when_paused = session.counters.bytes_sent
+            await asyncio.sleep(0.2)
+            assert session.paused and session.counters.bytes_sent == sent_when_paused
+            buffered = session.transport.underlying_transport.get_write_buffer_size()
+            assert buffered <= 4 * _BLOB_BYTES + len(session._pool.blob)
+            sock.close()
+    run(main())
+
+
+def test_measure_push_rate_reports_what_it_pushed() -> None:
+    result = measure_push_rate(frames=20_000, in_process=True)
+    assert result["frames"] == 20_000 and result["bytes"] > 20_000 * 100
+    assert result["frames_per_s"] > 0
