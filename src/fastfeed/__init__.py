@@ -1,7 +1,8 @@
 """fastfeed: Upstox real-time feeds at native speed."""
 import logging
 
-from fastfeed._decode import FeedDecoder, to_dict
+from fastfeed._decode import FeedDecoder
+from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
 from fastfeed.errors import DecodeError, FastfeedError, InstrumentLimitError
 from fastfeed.quote import Bar, Quote
@@ -43,3 +44,7 @@ __all__ += [
     "UPSTOX_MARKET_URL",
     "UpdateBatch",
 ]
+
+from fastfeed.portfolio import PortfolioFeed
+
+__all__ += ["PortfolioFeed"]

@@ -10,7 +10,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, int64_t, uint64_t
 from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy
-from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
+from fastfeed._clock cimport now_ns
 
 from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
 
@@ -19,12 +19,6 @@ from fastfeed._decode cimport FeedDecoder
 from fastfeed.errors import FastfeedError
 
 cdef Py_ssize_t INITIAL_BUFFER = 64 * 1024
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 cdef class FeedListener(WSListener):

@@ -6,6 +6,11 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="shorter rounds (noisier)")
+    parser.add_argument("--e2e", action="store_true",
+                        help="also end to end over loopback against the SDK streamer (minutes)")
+    parser.add_argument("--e2e-mode", default="full", help="subscription mode for --e2e")
+    parser.add_argument("--e2e-per-frame", type=int, default=1,
+                        help="instruments per frame for --e2e")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,4 +41,17 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"Python memory blocks allocated per frame: {blocks:.5f}")
     console.print(f"ns per update, 10 instruments: {few:,.0f}; 5,000 instruments: {many:,.0f} "
                   f"({many / few:.2f}x)")
+
+    from fastfeed.benchmark import portfolio
+
+    with console.status("portfolio updates: typed records against json.loads..."):
+        prows = portfolio.compare(budget_s=budget)
+    console.print(portfolio.format_rows(prows))
+
+    if args.e2e:
+        from fastfeed.benchmark import e2e
+
+        with console.status("end to end over loopback (each client against its own server)..."):
+            rows = e2e.compare(mode=args.e2e_mode, per_frame=args.e2e_per_frame)
+        console.print(e2e.format_rows(rows))
     return 0

@@ -1,0 +1,3 @@
+from typing import Any
+
+def to_dict(payload: bytes | bytearray | memoryview) -> dict[str, Any]: ...
