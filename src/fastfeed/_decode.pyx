@@ -89,7 +89,12 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
         row.ltt = f.ltpc.ltt
         row.ltq = f.ltpc.ltq
         row.cp = f.ltpc.cp
-        row.ltpc_iep = f.ltpc.iep if f.has & H_IEP else NAN
+        if f.has & H_IEP:
+            row.ltpc_iep = f.ltpc.iep
+            row.flags |= FLAG_LTPC_IEP
+        else:
+            row.ltpc_iep = NAN
+            row.flags &= ~FLAG_LTPC_IEP
     if kind == KIND_MARKET or kind == KIND_GREEKS:
         parts |= PART_STATS
         row.vtt = f.stats.vtt

@@ -30,6 +30,7 @@ cdef enum:
 # QuoteRow.flags
 cdef enum:
     FLAG_STALE = 1      # not updated since the feed's last gap
+    FLAG_LTPC_IEP = 2   # the last LTPC carried iep (a DoubleValue: present, even when NaN)
 
 ctypedef struct Bar:
     char interval[16]
@@ -55,7 +56,7 @@ ctypedef struct QuoteRow:
     int64_t ltt
     int64_t ltq
     double cp
-    double ltpc_iep         # LTPC.iep (google.protobuf.DoubleValue); NaN when absent
+    double ltpc_iep         # LTPC.iep; meaningful with FLAG_LTPC_IEP, else NaN
     double atp
     int64_t vtt
     double oi

@@ -283,7 +283,7 @@ cdef object _to_quote(str key, QuoteRow* r):
             r.bars[i].vol, r.bars[i].ts)
     return Quote(
         key=key, ltp=r.ltp, ltt=r.ltt, ltq=r.ltq, cp=r.cp,
-        ltpc_iep=None if r.ltpc_iep != r.ltpc_iep else r.ltpc_iep,
+        ltpc_iep=r.ltpc_iep if r.flags & FLAG_LTPC_IEP else None,
         atp=r.atp, vtt=r.vtt, oi=r.oi, iv=r.iv, tbq=r.tbq, tsq=r.tsq, iep=r.iep, rp=r.rp,
         ieq=r.ieq, iiq_total=r.iiq_total, iiq_m=r.iiq_m, cas_eligible=bool(r.cas_eligible),
         delta=r.delta, theta=r.theta, gamma=r.gamma, vega=r.vega, rho=r.rho,

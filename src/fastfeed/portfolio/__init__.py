@@ -1,4 +1,8 @@
-"""The Portfolio Stream Feed's typed side: records, the decoder and the live book.
+"""The Portfolio Stream Feed: records, the decoder, the live book and the feed client.
+
+    async with PortfolioFeed(token, order=True, position=True) as feed:
+        async for update in feed.updates():
+            ...
 
     from fastfeed.portfolio import PortfolioBook, decode_update
 
@@ -10,6 +14,7 @@
 from fastfeed.errors import PortfolioDecodeError
 from fastfeed.portfolio.book import PortfolioBook, PortfolioSnapshot
 from fastfeed.portfolio.decode import decode_update, scrub
+from fastfeed.portfolio.feed import UPDATE_TYPES, UPSTOX_PORTFOLIO_URL, PortfolioFeed, UpdateStream
 from fastfeed.portfolio.records import (
     IST,
     REQUIRED,
@@ -24,15 +29,19 @@ from fastfeed.portfolio.records import (
 __all__ = [
     "IST",
     "REQUIRED",
+    "UPDATE_TYPES",
+    "UPSTOX_PORTFOLIO_URL",
     "GttRule",
     "GttUpdate",
     "HoldingUpdate",
     "OrderUpdate",
     "PortfolioBook",
     "PortfolioDecodeError",
+    "PortfolioFeed",
     "PortfolioSnapshot",
     "PortfolioUpdate",
     "PositionUpdate",
+    "UpdateStream",
     "decode_update",
     "scrub",
 ]
