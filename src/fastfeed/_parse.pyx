@@ -180,6 +180,18 @@ cdef inline int parse_ltpc(WireReader* r, SFeed* f) noexcept nogil:
     if not (f.has & H_LTPC):
         f.ltpc = ZERO_LTPC
         f.has |= H_LTPC
+    if wr_next(r, 0x09) and wr_double(r, &f.ltpc.ltp) < 0:
+        return -1
+    if wr_next(r, 0x10):
+        if wr_varint(r, &v) < 0:
+            return -1
+        f.ltpc.ltt = <int64_t>v
+    if wr_next(r, 0x18):
+        if wr_varint(r, &v) < 0:
+            return -1
+        f.ltpc.ltq = <int64_t>v
+    if wr_next(r, 0x21) and wr_double(r, &f.ltpc.cp) < 0:
+        return -1
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
@@ -212,6 +224,20 @@ cdef inline int parse_quote(WireReader* r, SQuote* q) noexcept nogil:
     cdef uint64_t v
     cdef int rc
     if wr_enter(r, &saved) < 0:
+        return -1
+    # Fields in the order protobuf writes them take a path without the dispatch; whatever is
+    # left (out of order, repeated, unknown) goes through the general loop below.
+    if wr_next(r, 0x08):
+        if wr_varint(r, &v) < 0:
+            return -1
+        q.bid_q = <int64_t>v
+    if wr_next(r, 0x11) and wr_double(r, &q.bid_p) < 0:
+        return -1
+    if wr_next(r, 0x18):
+        if wr_varint(r, &v) < 0:
+            return -1
+        q.ask_q = <int64_t>v
+    if wr_next(r, 0x21) and wr_double(r, &q.ask_p) < 0:
         return -1
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
@@ -264,6 +290,16 @@ cdef inline int parse_greeks(WireReader* r, SFeed* f) noexcept nogil:
     if not (f.has & H_GREEKS):
         f.greeks = ZERO_GREEKS
         f.has |= H_GREEKS
+    if wr_next(r, 0x09) and wr_double(r, &f.greeks.delta) < 0:
+        return -1
+    if wr_next(r, 0x11) and wr_double(r, &f.greeks.theta) < 0:
+        return -1
+    if wr_next(r, 0x19) and wr_double(r, &f.greeks.gamma) < 0:
+        return -1
+    if wr_next(r, 0x21) and wr_double(r, &f.greeks.vega) < 0:
+        return -1
+    if wr_next(r, 0x29) and wr_double(r, &f.greeks.rho) < 0:
+        return -1
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
@@ -292,6 +328,24 @@ cdef inline int parse_bar(WireReader* r, SBar* b) noexcept nogil:
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    if wr_next(r, 0x0A) and read_string(r, &b.interval_off, &b.interval_len) < 0:
+        return -1
+    if wr_next(r, 0x11) and wr_double(r, &b.open) < 0:
+        return -1
+    if wr_next(r, 0x19) and wr_double(r, &b.high) < 0:
+        return -1
+    if wr_next(r, 0x21) and wr_double(r, &b.low) < 0:
+        return -1
+    if wr_next(r, 0x29) and wr_double(r, &b.close) < 0:
+        return -1
+    if wr_next(r, 0x30):
+        if wr_varint(r, &v) < 0:
+            return -1
+        b.vol = <int64_t>v
+    if wr_next(r, 0x38):
+        if wr_varint(r, &v) < 0:
+            return -1
+        b.ts = <int64_t>v
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
@@ -346,6 +400,28 @@ cdef inline int parse_market_ff(WireReader* r, Scratch* s, SFeed* f) noexcept no
     cdef uint64_t v
     cdef int rc
     if wr_enter(r, &saved) < 0:
+        return -1
+    if wr_next(r, 0x0A) and parse_ltpc(r, f) < 0:
+        return -1
+    if wr_next(r, 0x12) and parse_market_level(r, s, f) < 0:
+        return -1
+    if wr_next(r, 0x1A) and parse_greeks(r, f) < 0:
+        return -1
+    if wr_next(r, 0x22) and parse_market_ohlc(r, s, f) < 0:
+        return -1
+    if wr_next(r, 0x29) and wr_double(r, &f.stats.atp) < 0:
+        return -1
+    if wr_next(r, 0x30):
+        if wr_varint(r, &v) < 0:
+            return -1
+        f.stats.vtt = <int64_t>v
+    if wr_next(r, 0x39) and wr_double(r, &f.stats.oi) < 0:
+        return -1
+    if wr_next(r, 0x41) and wr_double(r, &f.stats.iv) < 0:
+        return -1
+    if wr_next(r, 0x49) and wr_double(r, &f.stats.tbq) < 0:
+        return -1
+    if wr_next(r, 0x51) and wr_double(r, &f.stats.tsq) < 0:
         return -1
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:

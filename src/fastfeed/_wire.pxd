@@ -100,6 +100,14 @@ cdef inline int wr_tag(WireReader* r, uint32_t* tag) noexcept nogil:
     return 0
 
 
+cdef inline bint wr_next(WireReader* r, uint8_t tag) noexcept nogil:
+    """Consume a one-byte tag if it is the next byte: the in-order fast path of a message."""
+    if r.pos < r.end and r.buf[r.pos] == tag:
+        r.pos += 1
+        return True
+    return False
+
+
 cdef inline int wr_fixed64(WireReader* r, uint64_t* out) noexcept nogil:
     if r.end - r.pos < 8:
         return wr_fail(r, WE_TRUNCATED, r.pos)

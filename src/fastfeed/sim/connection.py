@@ -3,7 +3,6 @@ pongs, backpressure, counters, and the timers that end a connection on purpose."
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -12,11 +11,12 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from .auth import Grant
 from .counters import Counters, Tally
 from .faults import Faults
+from .redact import redacting_logger
 
 if TYPE_CHECKING:
     from .server import Simulator
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
 # How often the watchdog looks at the time-based fault switches.
 _WATCH_PERIOD = 0.02
@@ -40,6 +40,9 @@ class Session(WSListener):  # type: ignore[misc]
         self.counters = Counters()
         self.tally = Tally(self.counters, sim.counters)
         self.transport: WSTransport | None = None
+        # The transport under picows (aiofastnet's, or asyncio's): its is_closing() turns True
+        # the moment the connection is closed, aborted or lost, before on_ws_disconnected runs.
+        self._raw: Any = None
         self.closed = False
         self.paused = False
         self.data_frames = 0
@@ -55,6 +58,7 @@ class Session(WSListener):  # type: ignore[misc]
     # -- picows callbacks -------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self._raw = transport.underlying_transport
         self.opened_at = time.monotonic()
         self._resume = asyncio.Event()
         self._resume.set()
@@ -69,6 +73,8 @@ class Session(WSListener):  # type: ignore[misc]
         self.tally.bump("connections_closed")
         for task in self._tasks:
             task.cancel()
+        if self._resume is not None:
+            self._resume.set()  # nothing may wait for a resume_writing that will never come
         self.sim._session_closed(self)
         log.debug("%r closed", self)
 
@@ -78,7 +84,7 @@ class Session(WSListener):  # type: ignore[misc]
             self.tally.bump("pings_received")
             if self.faults.ignore_pings:
                 self.tally.fault("ignore_pings")
-            else:
+            elif not self.closing:
                 transport.send_pong(frame.get_payload_as_bytes())
                 self.tally.bump("pongs_sent")
             return
@@ -86,7 +92,8 @@ class Session(WSListener):  # type: ignore[misc]
             # An unsolicited PONG, or one the ignore_pongs switch refused to count.
             return
         if msg_type == WSMsgType.CLOSE:
-            transport.send_close(frame.get_close_code())
+            if not self.closing:
+                transport.send_close(frame.get_close_code())
             transport.disconnect()
             return
         self.tally.received(frame.payload_size)
@@ -134,13 +141,15 @@ class Session(WSListener):  # type: ignore[misc]
     # -- sending ----------------------------------------------------------------------------
     @property
     def closing(self) -> bool:
-        """True once the connection is gone or a close frame has been sent."""
-        return self.closed or self.transport is None or self.transport.is_close_frame_sent
+        """True once the connection is gone, going (closed, aborted or lost, even before picows
+        calls on_ws_disconnected) or a close frame has been sent: nothing may be written then."""
+        transport = self.transport
+        return (self.closed or transport is None or transport.is_close_frame_sent
+                or self._raw.is_closing())
 
     def can_send(self) -> bool:
         """False while the socket is backed up, stalled, or closing: data must wait."""
-        return not (self.closed or self.paused or self.stall_until > time.monotonic()
-                    or self.transport is None or self.transport.is_close_frame_sent)
+        return not (self.paused or self.closing or self.stall_until > time.monotonic())
 
     async def wait_writable(self) -> None:
         """Return once data may be sent again (or the connection is closing)."""
@@ -169,9 +178,10 @@ class Session(WSListener):  # type: ignore[misc]
         self.after_frames()
 
     def _write(self, payload: bytes) -> None:
-        transport = self.transport
-        if transport is None or self.closed:
+        if self.closing:
             return
+        transport = self.transport
+        assert transport is not None
         msg_type = WSMsgType.TEXT if self.text_frames else WSMsgType.BINARY
         size = self.faults.fragment_size
         if size and len(payload) > size:
@@ -199,7 +209,7 @@ class Session(WSListener):  # type: ignore[misc]
 
     def close(self, code: int = 1000, fault: str | None = None, reason: str = "") -> None:
         """Close frame with `code`, then disconnect once the socket has drained."""
-        if self.closed or self.transport is None or self.transport.is_close_frame_sent:
+        if self.closing:
             return
         if fault:
             self.tally.fault(fault)
@@ -217,8 +227,10 @@ class Session(WSListener):  # type: ignore[misc]
 
     # -- internals --------------------------------------------------------------------------
     async def _watchdog(self) -> None:
-        while not self.closed:
+        while True:
             await asyncio.sleep(_WATCH_PERIOD)
+            if self.closing:
+                return  # a closed or lost connection has nothing left to watch
             faults = self.faults
             age = time.monotonic() - self.opened_at
             if faults.abort_after_seconds is not None and age >= faults.abort_after_seconds:

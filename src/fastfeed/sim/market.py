@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Mapping
@@ -17,11 +16,12 @@ from .auth import MARKET, Grant
 from .connection import Session, now_ms
 from .faults import Faults
 from .prices import is_valid_key, stable_seed, universe
+from .redact import redacting_logger
 
 if TYPE_CHECKING:
     from .server import Simulator
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
 # Keys per connection: (one mode only, when modes are mixed). Upstox documents 1500 for full_d30
 # when mixed, above its own single-mode 50; we keep the smaller.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,16 +13,18 @@ from .auth import PORTFOLIO, Grant
 from .connection import Session, now_ms
 from .faults import Faults
 from .prices import KNOWN, Market, stable_seed, universe
+from .redact import redacting_logger
 
 if TYPE_CHECKING:
     from .server import Simulator
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
 UPDATE_TYPES = ("order", "position", "holding", "gtt_order")
 _MAX_LIVE_ORDERS = 16
 _MAX_LIVE_GTTS = 8
 _STEPS_PER_EVENT = 64  # a tick steps the book at most this often looking for a wanted update
+_MAX_BATCH = 256  # updates sent per wake-up at most, however far behind the clock is
 _IST = 19_800
 
 
@@ -325,7 +326,15 @@ class PortfolioSession(Session):
             if now < next_t:
                 await asyncio.sleep(next_t - now)
                 continue
-            frame = self.next_update()
-            if frame is not None:
-                self.send_data(frame)
-            next_t = max(next_t + 1.0 / rate, now - 1.0)
+            # Catch up with the clock in bounded batches, then let the loop run (reads, a lost
+            # connection, other sessions) before the next batch.
+            interval = 1.0 / rate
+            due = min(_MAX_BATCH, int((now - next_t) / interval) + 1)
+            for _ in range(due):
+                if not self.can_send():
+                    break
+                frame = self.next_update()
+                if frame is not None:
+                    self.send_data(frame)
+            next_t = max(next_t + due * interval, now - 1.0)
+            await asyncio.sleep(0)

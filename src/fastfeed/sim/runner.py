@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from typing import Any
 
+from .redact import redacting_logger
 from .server import Simulator
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

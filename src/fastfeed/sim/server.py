@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import logging
 import ssl
 import time
 from http import HTTPStatus
@@ -23,9 +22,10 @@ from .frames import PHASES
 from .market import DEFAULT_CAPS, MarketSession
 from .portfolio import UPDATE_TYPES, PortfolioSession, parse_update_types
 from .prices import Market, universe
+from .redact import picows_logger, redacting_logger
 from .tls import LocalCA
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
 MARKET_PATH = "/v3/feed/market-data-feed"
 PORTFOLIO_PATH = "/v2/feed/portfolio-stream-feed"
@@ -122,7 +122,8 @@ class Simulator:
             enable_auto_pong=False,  # sessions answer PINGs themselves, so the switch can refuse
             max_frame_size=self.max_frame_size,
             websocket_handshake_timeout=5,
-            logger_name="fastfeed.sim",
+            # picows logs the raw upgrade request, token included, below DEBUG: scrub it.
+            logger_name=picows_logger("picows.fastfeed.sim"),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("simulator listening on %s", self.base_url)
