@@ -3,54 +3,17 @@
 Everything runs over real sockets against the simulator on 127.0.0.1; nothing is mocked."""
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
-from fastfeed import MarketFeed, ReconnectPolicy
+from fastfeed import MarketFeed
+from feed_helpers import FAST, Recorder, client_for, run, wait_until  # noqa: F401 (re-exported)
 
-T = TypeVar("T")
 TOKEN = "test-token-standard-0123456789"
 OTHER = "test-token-rolled-over-9876543210"
 PLUS = "test-token-plus-5555555555"
 KEYS = ["NSE_EQ|INE002A01018", "NSE_FO|43919", "NSE_INDEX|Nifty 50", "MCX_FO|434855",
         "BSE_EQ|INE467B01029"]
-# Quick retries, so reconnect tests take fractions of a second.
-FAST = ReconnectPolicy(initial_delay=0.05, max_delay=0.2, multiplier=2.0, jitter=0.1, max_attempts=20)
-
-
-def run(coro: Awaitable[T], timeout: float = 30.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not reached in time: {what}")
-        await asyncio.sleep(0.01)
 
 
 def feed_for(sim: Any, token: str = TOKEN, **kwargs: Any) -> MarketFeed:
-    kwargs.setdefault("reconnect", FAST)
-    kwargs.setdefault("connect_timeout", 5.0)
-    if sim.tls:
-        kwargs.setdefault("ssl", sim.client_ssl_context())
-    return MarketFeed(token, url=sim.market_url, **kwargs)
-
-
-class Recorder:
-    """Collects every event a feed emits, in order."""
-
-    def __init__(self, feed: MarketFeed) -> None:
-        self.events: list[tuple[str, tuple[Any, ...]]] = []
-        for name in feed.EVENTS:
-            feed.on(name, lambda *args, name=name: self.events.append((name, args)))
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for n, args in self.events if n == name]
-
-    def names(self) -> list[str]:
-        return [n for n, _ in self.events]
+    return client_for(MarketFeed, sim, sim.market_url, token, **kwargs)

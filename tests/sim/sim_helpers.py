@@ -4,20 +4,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any, Awaitable, TypeVar
+from typing import Any
 
 import websockets
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as up
 
-T = TypeVar("T")
+from feed_helpers import run, wait_until  # noqa: F401 (re-exported)
+
 TOKEN = "test-token-standard"
 PLUS = "test-token-plus"
-
-
-def run(coro: Awaitable[T], timeout: float = 20.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
 
 
 def request(method: str, keys: list[str], mode: str | None = None) -> bytes:
@@ -52,15 +47,6 @@ async def recv_until(ws: Any, kind: int, timeout: float = 5.0) -> up.FeedRespons
         frame = await recv_feed(ws, max(0.01, deadline - loop.time()))
         if frame.type == kind:
             return frame
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 class RawFrames:

@@ -161,7 +161,9 @@ def run_client(kind: str, frames: int, *, mode: str = "full", instruments: int =
                               json.dumps(keys), mode], capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        # The SDK prints its own noise at exit; the result is the last JSON line.
+        result = json.loads(next(line for line in reversed(out.stdout.splitlines())
+                                 if line.startswith("{")))
     finally:
         server.terminate()
         try:
