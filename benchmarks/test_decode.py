@@ -7,7 +7,7 @@ benchmarks/conftest.py prints the ratios to fastfeed at the end of the run.
 """
 import pytest
 
-from fastfeed.benchmark.decode import allocations_per_frame, cost_per_update, paths
+from fastfeed.benchmark.decode import allocations_per_frame, cost_per_update, paths, rss_growth
 from fastfeed.benchmark.frames import CASES, case_frames
 
 FRAMES = case_frames()
@@ -35,3 +35,10 @@ def test_cost_per_update(benchmark, instruments):
     benchmark.group = "cost per update"
     ns = benchmark.pedantic(cost_per_update, args=(instruments,), rounds=1, iterations=1)
     benchmark.extra_info["ns_per_update"] = ns
+
+
+def test_resident_memory_over_ten_million_frames(benchmark):
+    before, after = benchmark.pedantic(rss_growth, rounds=1, iterations=1)
+    benchmark.extra_info.update(rss_before=before, rss_after=after)
+    # Memory is fixed at construction: nothing may grow with the frame count (one page of slack).
+    assert after - before <= 4096

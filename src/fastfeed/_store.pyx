@@ -138,6 +138,10 @@ cdef class Store:
         self._rows_array.flags.writeable = True
         self.rows = <QuoteRow*>_address(self._rows_array)
         self.records = <UpdateRecord*>_address(self._ring_array)
+        # np.zeros maps pages lazily; write them now so that resident memory is fixed here and
+        # the first pass over the ring costs no page faults on the hot path.
+        memset(self.rows, 0, max_instruments * sizeof(QuoteRow))
+        memset(self.records, 0, ring_capacity * sizeof(UpdateRecord))
         for i in range(max_instruments):
             self.rows[i].ltpc_iep = NAN
         while slots < 2 * max_instruments:

@@ -146,6 +146,34 @@ def allocations_per_frame(frames: int = 200_000) -> float:
     return (after - before) / frames
 
 
+def _rss_bytes() -> int:
+    import os
+    import resource
+
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the high-water mark is the best there is
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def rss_growth(frames: int = 10_000_000, instruments: int = 100) -> tuple[int, int]:
+    """Resident memory (bytes) before and after decoding `frames` full frames: memory is fixed at
+    construction, so the two should match to within the allocator's noise."""
+    keys = instrument_keys(instruments)
+    payloads = [frame([k], "full", seed=i) for i, k in enumerate(keys)]
+    decoder = FeedDecoder(max_instruments=instruments, ring_capacity=1 << 16)
+    decode = decoder.decode
+    for p in payloads:
+        decode(p)
+    gc.collect()
+    before = _rss_bytes()
+    for _ in range(frames // instruments):
+        for p in payloads:
+            decode(p)
+    return before, _rss_bytes()
+
+
 def cost_per_update(instruments: int, mode: str = "full", budget_s: float = 0.1) -> float:
     """ns per instrument update when one-instrument frames cycle over `instruments` keys."""
     keys = instrument_keys(instruments)

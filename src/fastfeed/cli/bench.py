@@ -17,7 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from fastfeed.benchmark.decode import allocations_per_frame, compare, cost_per_update
+    from fastfeed.benchmark.decode import (allocations_per_frame, compare, cost_per_update,
+                                           rss_growth)
 
     console = Console()
     budget = 0.02 if args.quick else 0.1
@@ -41,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"Python memory blocks allocated per frame: {blocks:.5f}")
     console.print(f"ns per update, 10 instruments: {few:,.0f}; 5,000 instruments: {many:,.0f} "
                   f"({many / few:.2f}x)")
+    frames = 1_000_000 if args.quick else 10_000_000
+    with console.status(f"resident memory over {frames:,} frames..."):
+        before, after = rss_growth(frames)
+    console.print(f"resident memory over {frames:,} frames: {before / 2**20:,.1f} MiB before, "
+                  f"{after / 2**20:,.1f} MiB after")
 
     from fastfeed.benchmark import portfolio
 
