@@ -25,7 +25,8 @@ def pytest_terminal_summary(terminalreporter, config):
         if "ns_per_update" in bench.extra_info:
             lines.append(f"{bench.name}: {bench.extra_info['ns_per_update']:.0f} ns per update")
         if "blocks_per_frame" in bench.extra_info:
-            lines.append(f"{bench.name}: {bench.extra_info['blocks_per_frame']:.5f} blocks/frame")
+            lines.append(f"{bench.name}: {bench.extra_info['transient_bytes']} transient bytes, "
+                         f"{bench.extra_info['blocks_per_frame']:.5f} net blocks/frame")
     terminalreporter.write_sep("=", "fastfeed ratios (time relative to fastfeed, one run)")
     for line in lines:
         terminalreporter.write_line(line)

@@ -72,6 +72,7 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
     cdef Py_ssize_t i, n
     cdef SQuote* q
     row.seq += 1
+    FF_RELEASE_FENCE()
     if snapshot:
         memset(&row.mode, 0, sizeof(QuoteRow) - (<char*>&row.mode - <char*>row))
         row.ltpc_iep = NAN
@@ -161,6 +162,7 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
     rec.ask_q = row.ask_q[0]
     rec.vtt = row.vtt
     rec.oi = row.oi
+    FF_RELEASE_FENCE()
     row.seq += 1
 
 

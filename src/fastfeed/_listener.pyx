@@ -71,10 +71,16 @@ cdef class FeedListener(WSListener):
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef WSMsgType t = frame.msg_type
         if t == WSMsgType.BINARY or t == WSMsgType.TEXT:
-            if frame.fin and self.frag_type < 0:
+            if self.frag_type >= 0:
+                # A new message while a fragmented one is unfinished (a protocol error): the
+                # unfinished one is abandoned and counted, the new one stands on its own.
+                self.unexpected += 1
+                self.frag_type = -1
+                self.frag_dropping = False
+                self.buf_len = 0
+            if frame.fin:
                 self._deliver(frame.payload_ptr, frame.payload_size, t == WSMsgType.TEXT)
                 return
-            # The first fragment of a message; a new message also abandons an unfinished one.
             self.fragments += 1
             self.buf_len = 0
             self.frag_dropping = False

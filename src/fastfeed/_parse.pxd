@@ -99,7 +99,6 @@ ctypedef struct SFeed:
 ctypedef struct SStatus:
     int32_t map
     int32_t value           # segmentStatus: MarketStatus
-    int32_t has_value       # cas/pre-open: the StatusInfo message was present
     Py_ssize_t key_off
     Py_ssize_t key_len
     Py_ssize_t status_off

@@ -638,7 +638,6 @@ cdef inline int parse_status_info(WireReader* r, SStatus* st) noexcept nogil:
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
-    st.has_value = True
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1

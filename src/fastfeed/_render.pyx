@@ -7,8 +7,9 @@ from libc.string cimport memcpy, memset
 
 from fastfeed._parse cimport *
 
+from fastfeed.quote import MODE_NAMES
+
 cdef tuple TYPE_NAMES = ("initial_feed", "live_feed", "market_info")
-cdef tuple MODE_NAMES = ("ltpc", "full_d5", "option_greeks", "full_d30")
 cdef tuple MAP_NAMES = ("segmentStatus", "casMarketStatus", "preOpenSessionStatus")
 
 
@@ -157,19 +158,19 @@ cdef dict _market_info_dict(Scratch* s):
     return d
 
 
-# One scratch area for every call: to_dict runs under the GIL and does not re-enter.
-cdef Scratch _scratch
-
-
 def to_dict(payload):
     """The dict the official SDK builds for a frame:
     ``MessageToDict(FeedResponse.FromString(payload))``, rendered from fastfeed's own parse.
     Raises :class:`DecodeError` where protobuf would."""
     cdef Py_buffer view
-    cdef Scratch* s = &_scratch
+    # A scratch area per call: building the dicts can run other Python code (a GC pass, another
+    # thread's to_dict), which must not find a shared scratch half used.
+    cdef Scratch scratch
+    cdef Scratch* s = &scratch
     cdef SFeed* f
     cdef dict out = {}, feeds = {}
     cdef Py_ssize_t i
+    memset(s, 0, sizeof(Scratch))
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
     try:
         if parse_frame(s, <const uint8_t*>view.buf, view.len) < 0:
@@ -188,4 +189,5 @@ def to_dict(payload):
             out["marketInfo"] = _market_info_dict(s)
         return out
     finally:
+        free_scratch(s)
         PyBuffer_Release(&view)

@@ -5,6 +5,22 @@
 from libc.stdint cimport uint8_t, int32_t, uint32_t, int64_t, uint64_t
 from libc.string cimport memcpy
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FF_RELEASE_FENCE() __atomic_thread_fence(__ATOMIC_RELEASE)
+    #define FF_ACQUIRE_FENCE() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+    #else  /* MSVC on x86-64, whose stores and loads are ordered: a compiler barrier */
+    #include <intrin.h>
+    #define FF_RELEASE_FENCE() _ReadWriteBarrier()
+    #define FF_ACQUIRE_FENCE() _ReadWriteBarrier()
+    #endif
+    """
+    # The seqlock's ordering: the writer's odd count is visible before the row's new data, the
+    # data before the even count; a reader's copy lies between its two reads of the count.
+    void FF_RELEASE_FENCE() noexcept nogil
+    void FF_ACQUIRE_FENCE() noexcept nogil
+
 cdef enum:
     MAX_LEVELS = 30     # full_d30
     MAX_BARS = 4        # OHLC intervals kept per instrument ("1d", "I1", ...)

@@ -269,7 +269,9 @@ cdef void _read_row(QuoteRow* rows, int32_t row, QuoteRow* out) noexcept nogil:
         before = (<volatile uint64_t*>&rows[row].seq)[0]
         if before & 1:
             continue
+        FF_ACQUIRE_FENCE()
         memcpy(out, &rows[row], sizeof(QuoteRow))
+        FF_ACQUIRE_FENCE()
         if (<volatile uint64_t*>&rows[row].seq)[0] == before:
             return
 

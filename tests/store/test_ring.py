@@ -72,3 +72,26 @@ def test_reader_from_start_and_views_are_zero_copy():
     dec.decode(frame(instrument_keys(2), "ltpc", seed=5))
     assert (snap["updates"] == before + 1).all()  # the view follows the live table
     assert np.shares_memory(dec.ring, dec.store.ring)
+
+
+def test_decode_creates_no_python_objects_per_frame():
+    from fastfeed import to_dict
+    from fastfeed.benchmark.decode import transient_bytes
+
+    dec = FeedDecoder(64, 1024)
+    payload = frame(instrument_keys(10), "full")
+    assert transient_bytes(dec.decode, payload, 20_000) == 0
+    # The measure sees a path that builds objects per frame, so the assertion above can fail.
+    assert transient_bytes(to_dict, payload, 2_000) > 1000
+
+
+def test_row_copy_is_a_consistent_record_of_the_row():
+    dec = FeedDecoder(8, 64)
+    key = instrument_keys(1)[0]
+    dec.decode(frame([key], "full", seed=4))
+    rec = dec.store.row_copy(dec.store.row(key))
+    q = dec.quote(key)
+    assert rec["ltp"] == q.ltp and rec["n_levels"] == len(q.bids) == 5
+    assert rec["seq"] % 2 == 0 and rec["updates"] == 1
+    with pytest.raises(IndexError):
+        dec.store.row_copy(1)
