@@ -600,6 +600,15 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
     f.case_ = CASE_NONE
     f.ff_case = FF_NONE
     f.has = 0
+    if wr_next(r, 0x0A):
+        if wr_len(r, &start, &n) < 0:
+            return -1
+        r.pos = start + n
+        f.key_off = start
+        f.key_len = n
+        has_key = True
+    if wr_next(r, 0x12) and parse_feed(r, s, f) < 0:
+        return -1
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
