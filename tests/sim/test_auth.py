@@ -12,7 +12,7 @@ import websockets
 
 from fastfeed.sim import Simulator
 
-from sim_helpers import PLUS, TOKEN, connect, recv_feed, run
+from sim_helpers import PLUS, TOKEN, connect, recv_feed, run, wait_until
 
 FEEDS_RE = r"/market-data-feeder/v3/upstox-developer-api/feeds\?requestId=[0-9a-f-]{36}&code=[0-9a-f]+$"
 
@@ -140,10 +140,8 @@ def test_connection_cap_refuses_the_excess_with_429_and_frees_on_close() -> None
                 # the portfolio feed has caps of its own
                 assert await status_of(sim.portfolio_url) == 101
             # both closed: room again (the server notices the close asynchronously)
-            for _ in range(100):
-                if not sim.market_sessions:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until(lambda: not sim.market_sessions, timeout=10,
+                             what="the server noticed both closes")
             assert await status_of(sim.market_url) == 101
             conns = [await connect(sim.market_url, PLUS).__aenter__() for _ in range(5)]
             assert await status_of(sim.market_url, PLUS) == 429
@@ -165,10 +163,11 @@ def test_any_token_is_accepted_when_none_is_configured() -> None:
 def test_refuse_connections_answers_503_for_a_while() -> None:
     async def main() -> None:
         async with Simulator(tokens=[TOKEN]) as sim:
-            sim.refuse_connections(0.3)
+            # A window far longer than the requests take, ended on purpose: no race with the clock.
+            sim.refuse_connections(60)
             assert await status_of(sim.market_url) == 503
             assert (await ahttp(sim.authorize_url()))[0] == 503
-            await asyncio.sleep(0.35)
+            sim.refuse_connections(0)
             assert await status_of(sim.market_url) == 101
             assert sim.counters.faults["refuse_connections"] == 2
     run(main())

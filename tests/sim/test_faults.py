@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 import websockets
@@ -54,11 +53,17 @@ def test_abort_after_frames_sends_no_close_frame() -> None:
 @pytest.mark.parametrize("switch", ["abort_after_seconds", "close_after_seconds"])
 def test_time_based_endings(switch: str) -> None:
     async def main() -> None:
-        async with Simulator(tokens=[TOKEN], rate=50, faults=Faults(**{switch: 0.2})) as sim:
+        async with Simulator(tokens=[TOKEN], rate=50, faults=Faults(**{switch: 60})) as sim:
             async with connect(sim.market_url) as ws:
-                started = time.monotonic()
+                await ws.send(request("sub", KEYS, "ltpc"))
+                # not before its time: live frames flow, the switch has not fired
+                for _ in range(5):
+                    await recv_feed(ws)
+                session = sim.market_sessions[0]
+                assert sim.counters.faults[switch] == 0 and not session.closing
+                # brought within the connection's age, it fires on this live connection
+                setattr(session.faults, switch, 0.2)
                 _, closed = await drain(ws)
-                assert time.monotonic() - started >= 0.15  # not before its time
                 if switch == "abort_after_seconds":
                     assert closed.rcvd is None
                 else:
@@ -108,18 +113,27 @@ def test_fragmented_frames_arrive_as_continuations() -> None:
 
 def test_stall_keeps_the_socket_open_and_silent() -> None:
     async def main() -> None:
-        faults = Faults(stall_seconds=0.4, stall_after_frames=5)
+        # A stall far longer than the test, which the test ends itself: no race with the clock.
+        faults = Faults(stall_seconds=600, stall_after_frames=5)
         async with Simulator(tokens=[TOKEN], rate=1000, faults=faults) as sim:
             async with connect(sim.market_url) as ws:
                 await ws.send(request("sub", KEYS, "ltpc"))
-                arrivals = []
-                for _ in range(30):
-                    await ws.recv()
-                    arrivals.append(time.monotonic())
-                gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-                assert max(gaps) >= 0.3  # a lower bound: a slower machine only widens it
-                assert gaps.index(max(gaps)) == 4
+                for _ in range(5):
+                    await recv_feed(ws)
+                session = sim.market_sessions[0]
+                # The 5th frame went out and the stall began at once, on this same loop.
                 assert sim.counters.faults["stall_seconds"] == 1
+                assert not session.can_send() and session.stall_until > 0
+                # open, and control frames still flow: a ping is answered mid-stall ...
+                await asyncio.wait_for(await ws.ping(), 10)
+                assert session.counters.pongs_sent == 1
+                # ... while no data frame has gone out since the 5th
+                assert session.data_frames == 5 and not session.closing
+                session.stall_until = 0.0  # end the stall
+                for _ in range(25):
+                    await recv_feed(ws, timeout=10)
+                assert session.data_frames >= 30
+                assert sim.counters.faults["stall_seconds"] == 1  # once per connection
     run(main())
 
 
@@ -140,12 +154,16 @@ def test_oversized_frame() -> None:
 
 def test_ignore_pongs_gets_the_client_closed_after_the_ping_timeout() -> None:
     async def main() -> None:
-        async with Simulator(tokens=[TOKEN], rate=0, ping_interval=0.2, ping_timeout=0.1) as sim:
+        # Healthy: a reply timeout generous enough that a loaded machine never misses it.
+        async with Simulator(tokens=[TOKEN], rate=0, ping_interval=1.0, ping_timeout=1.0) as sim:
             async with connect(sim.market_url) as healthy:
                 await recv_feed(healthy)
-                await wait_until(lambda: sim.counters.pongs_received >= 2)
+                await wait_until(lambda: sim.counters.pongs_received >= 2, timeout=10)
                 assert healthy.state is websockets.protocol.State.OPEN
-            sim.faults.ignore_pongs = True
+                assert not sim.counters.faults["ignore_pongs"]
+        # Pongs ignored: a tight timeout, which can only make the close come sooner.
+        async with Simulator(tokens=[TOKEN], rate=0, ping_interval=0.2, ping_timeout=0.1,
+                             faults=Faults(ignore_pongs=True)) as sim:
             async with connect(sim.market_url) as ws:
                 _, closed = await drain(ws)
                 assert closed.rcvd is not None and closed.rcvd.code == 1001

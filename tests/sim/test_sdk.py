@@ -88,7 +88,7 @@ def test_market_streamer_connects_subscribes_changes_mode_and_reconnects(sim: An
         assert sim.counters.faults["abort_all"] == 1
     finally:
         streamer.disconnect()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while sim.market_sessions and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not sim.market_sessions

@@ -1,8 +1,11 @@
-"""Regressions: sessions that kept writing after their connection was lost, and access tokens in
-the picows server logs."""
+"""Regressions: sessions that kept writing after their connection was lost, access tokens in the
+picows server logs, and session tasks left pending when the simulator stopped."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import http.client
+import json
 import logging
 import socket
 import struct
@@ -13,11 +16,13 @@ import pytest
 import uvloop
 from picows import WSMsgType
 
-from fastfeed.sim import Simulator
+import fastfeed.sim.runner
+from fastfeed.sim import Simulator, SimulatorThread
 from fastfeed.sim.auth import fingerprint
+from fastfeed.sim.bench import masked_frame, open_raw_websocket
 from fastfeed.sim.redact import scrub
 
-from sim_helpers import TOKEN, RawFrames, request, wait_until
+from sim_helpers import TOKEN, RawFrames, connect, recv_feed, request, run, wait_until
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -53,8 +58,8 @@ def test_session_stops_writing_once_the_client_resets(feed: str, loop: str,
                 raw.get_extra_info("socket").setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 client.transport.disconnect(graceful=False)
-                await wait_until(lambda: all(t.done() for t in session._tasks), timeout=2)
-                await wait_until(lambda: session not in sim.sessions, timeout=2)
+                await wait_until(lambda: all(t.done() for t in session._tasks), timeout=10)
+                await wait_until(lambda: session not in sim.sessions, timeout=10)
                 assert session.closed and session.counters.connections_closed == 1
                 await asyncio.sleep(0.05)  # room for a straggling write, should one remain
 
@@ -129,3 +134,73 @@ def test_scrub_keeps_a_fingerprint_of_bearer_tokens_only() -> None:
         {"authorization": f"bearer {fingerprint(SECRET)}"})
     assert scrub("Authorization: Basic dXNlcjpwYXNz") == "Authorization: <redacted>"
     assert scrub("nothing to hide here") == "nothing to hide here"
+
+
+# -- 3. no session task left pending at shutdown ---------------------------------------------------
+
+KEYS = ["NSE_EQ|INE002A01018", "NSE_FO|43919", "NSE_INDEX|Nifty 50"]
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_simulator_thread_stop_leaves_no_task_pending(loop: str, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    gc.collect()  # what earlier tests left is not this test's to report
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    monkeypatch.setattr(fastfeed.sim.runner, "new_event_loop", LOOPS[loop])
+    # Slow feeds: each session's sender waits in wait_for between frames, which takes a cancelled
+    # task several turns of the loop to leave.
+    thread = SimulatorThread(tokens=[TOKEN], rate=5, portfolio_rate=5, ping_interval=None)
+    sim = thread.start()
+    sessions = []
+
+    async def main() -> None:
+        async with connect(sim.market_url) as market, connect(sim.portfolio_url) as portfolio:
+            await market.send(request("sub", KEYS, "ltpc"))
+            await recv_feed(market)
+            await asyncio.wait_for(portfolio.recv(), 10)
+            await wait_until(lambda: len(sim.sessions) == 2, timeout=10)
+            sessions.extend(sim.sessions)
+            await asyncio.to_thread(thread.stop)  # while both clients are connected
+
+    try:
+        run(main())
+    finally:
+        thread.stop()
+    sim_loop = thread._loop
+    assert sim_loop is not None and sim_loop.is_closed()
+    assert not thread._thread.is_alive()
+    assert not asyncio.all_tasks(sim_loop), asyncio.all_tasks(sim_loop)
+    assert len(sessions) == 2 and all(t.done() for s in sessions for t in s._tasks)
+    del sessions[:], sim, thread, sim_loop
+    gc.collect()  # a pending task complains when it is destroyed
+    destroyed = [r.getMessage() for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+    assert not destroyed, destroyed
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_stop_waits_for_the_tasks_of_the_sessions_it_aborts(loop: str) -> None:
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], bench=True, ping_interval=None) as sim:
+            def stalled_client() -> socket.socket:
+                conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+                conn.request("GET", "/v3/feed/market-data-feed/authorize",
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+                uri = json.loads(conn.getresponse().read())["data"]["authorized_redirect_uri"]
+                sock = open_raw_websocket(uri, None)
+                sock.sendall(masked_frame(request("sub", sim.instruments[:50], "full")))
+                return sock  # and never read: the close frame cannot get out, stop() must abort
+
+            sock = await asyncio.to_thread(stalled_client)
+            try:
+                await wait_until(lambda: sim.market_sessions and sim.market_sessions[0].paused,
+                                 timeout=10)
+                session = sim.market_sessions[0]
+                await sim.stop(timeout=0.2)
+                # Before the loop moves on: everything of the session has ended.
+                assert all(t.done() for t in session._tasks)
+                assert session.closed and not sim.sessions
+                assert sim.counters.connections_closed == 1
+            finally:
+                sock.close()
+
+    run_on(loop, main())

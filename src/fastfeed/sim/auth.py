@@ -74,9 +74,6 @@ class TokenBook:
         """Mark a token expired: every later handshake with it gets 401, as after Upstox's rollover."""
         self._expired.add(token)
 
-    def revive(self, token: str) -> None:
-        self._expired.discard(token)
-
     @property
     def open_to_any(self) -> bool:
         return not self._plus
@@ -165,6 +162,3 @@ class ConnectionCaps:
             self._open[key] = count
         else:
             self._open.pop(key, None)
-
-    def open_count(self, grant: Grant, kind: str) -> int:
-        return self._open.get((grant.fingerprint, kind), 0)

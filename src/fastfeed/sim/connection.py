@@ -152,14 +152,18 @@ class Session(WSListener):  # type: ignore[misc]
         return not (self.paused or self.closing or self.stall_until > time.monotonic())
 
     async def wait_writable(self) -> None:
-        """Return once data may be sent again (or the connection is closing)."""
+        """Return once data may be sent again (or the connection is closing).
+
+        A stall is slept out in short slices, so one shortened or ended while it lasts (by
+        setting `stall_until`) takes effect at once.
+        """
         while not self.closing:
             if self.paused and self._resume is not None:
                 await self._resume.wait()
                 continue
             delay = self.stall_until - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(delay, _WATCH_PERIOD))
                 continue
             return
 

@@ -33,6 +33,9 @@ MARKET_FEEDS_PATH = "/market-data-feeder/v3/upstox-developer-api/feeds"
 PORTFOLIO_FEEDS_PATH = "/portfolio-stream-feeder/v2/upstox-developer-api/feeds"
 _FEEDS_PATH = {MARKET: MARKET_FEEDS_PATH, PORTFOLIO: PORTFOLIO_FEEDS_PATH}
 _ERROR_CODES = {401: "UDAPI100050"}  # Upstox's "Invalid token used to access API"
+# How long stop() waits for aborted connections to be reported lost, and for cancelled session
+# tasks to end.
+_SHUTDOWN_GRACE = 2.0
 
 T = TypeVar("T")
 
@@ -130,20 +133,45 @@ class Simulator:
         return self
 
     async def stop(self, timeout: float = 2.0) -> None:
-        """Stop listening, close every session with 1001, abort those that do not go in time."""
+        """Stop listening, close every session with 1001, abort those that do not go in time,
+        and wait (bounded) for every session's tasks to end, so none is left pending when the
+        loop closes."""
         if self._server is None:
             return
         self._server.close()
         sessions = list(self.sessions)
         for s in sessions:
             s.close(1001, reason="simulator shutting down")
-        waits = [s.transport.wait_disconnected() for s in sessions if s.transport is not None]
+        waits = {asyncio.ensure_future(s.transport.wait_disconnected())
+                 for s in sessions if s.transport is not None}
+        pending: set[asyncio.Future[Any]] = set()
         if waits:
-            done, pending = await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout)
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+        if pending or self.sessions:
+            # Too slow to close, or accepted after the list above was taken: drop the socket.
+            late = [s for s in self.sessions if s not in sessions]
+            sessions.extend(late)
             for s in list(self.sessions):
                 s.abort()
-            for p in pending:
-                p.cancel()
+            pending |= {asyncio.ensure_future(s.transport.wait_disconnected())
+                        for s in late if s.transport is not None}
+            # An aborted connection is lost on a later turn of the loop: give it that turn.
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=_SHUTDOWN_GRACE)
+        for p in pending:
+            p.cancel()
+        # on_ws_disconnected cancels a session's tasks, but a cancelled task only ends on a
+        # later turn of the loop (a few, when it was inside wait_for); a session picows has not
+        # yet reported lost still has them running. Cancel what is left and wait for all of it.
+        tasks = [t for s in sessions for t in s._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            done, left = await asyncio.wait(tasks, timeout=_SHUTDOWN_GRACE)
+            await asyncio.gather(*done, return_exceptions=True)  # collect, so none is unretrieved
+            if left:
+                log.warning("%d session task(s) did not end within %.1f s of being cancelled",
+                            len(left), _SHUTDOWN_GRACE)
         await self._server.wait_closed()
         self._server = None
 
