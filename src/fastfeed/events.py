@@ -26,7 +26,8 @@ CONNECTION_EVENTS = (OPEN, CLOSE, ERROR, RECONNECTING, AUTO_RECONNECT_STOPPED)
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Data stopped at ``stopped_ns`` (last frame before the connection was lost, epoch ns) and
-    a new connection opened at ``restarted_ns``; ``reconnects`` counts attempts in between.
+    a new connection opened at ``restarted_ns``; ``attempts`` counts the connection attempts
+    it took (at least 1).
     Rows not updated since are flagged stale (``Quote.stale``) until their next update."""
 
     stopped_ns: int
@@ -63,9 +64,6 @@ class EventRegistry:
         if event not in self._handlers:
             raise ValueError(f"unknown event {event!r}")
         self._handlers[event] = [] if fn is None else [f for f in self._handlers[event] if f is not fn]
-
-    def has(self, event: str) -> bool:
-        return bool(self._handlers.get(event))
 
     def emit(self, event: str, *args: Any) -> None:
         for fn in self._handlers[event]:

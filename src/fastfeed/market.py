@@ -24,7 +24,7 @@ from fastfeed._decode import FeedDecoder
 from fastfeed._listener import FeedListener
 from fastfeed._store import Store
 from fastfeed.errors import ReconnectStoppedError
-from fastfeed.events import CONNECTION_EVENTS, GAP, MARKET_STATUS, Gap
+from fastfeed.events import CONNECTION_EVENTS, GAP, MARKET_STATUS
 from fastfeed.quote import Quote
 from fastfeed.transport.client import FeedClient
 from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
@@ -98,12 +98,10 @@ class MarketFeed(FeedClient):
         self._rows_seen = -1
         self._latency = np.zeros(_LATENCY_SAMPLES, dtype=np.int64)
         self._latency_n = 0
-        self._stopped_ns: int | None = None
         self._data_waiters: list[asyncio.Future[None]] = []
-        self._quote_waiters: list[asyncio.Future[Quote]] = []
+        # wait_for() callers: their future and its loop (a caller may run on another loop).
+        self._quote_waiters: list[tuple[asyncio.Future[Quote], asyncio.AbstractEventLoop]] = []
         self.ring_overruns = 0
-        self.gaps = 0
-        self._bad_frames_logged = 0
         if isinstance(instruments, str):
             instruments = [instruments]
         instruments = list(instruments)
@@ -258,8 +256,10 @@ class MarketFeed(FeedClient):
         A consumer slower than the feed loses the oldest records once it is a whole ring behind;
         each batch says how many (``batch.missed``) and ``stats()["ring_overruns"]`` totals them.
         Memory never grows. Ends when the feed is closed; raises why it stopped, if it did.
-        Run it on the feed's event loop.
+        Run it on the feed's event loop (RuntimeError otherwise: from another thread, use
+        ``on_update``, ``ring`` or ``snapshot``).
         """
+        self._check_on_feed_loop()
         reader = self.store.reader(from_start)
         limit = self._ring_cap if limit is None or limit <= 0 else limit
         while True:
@@ -273,30 +273,48 @@ class MarketFeed(FeedClient):
                 raise self.error
             if self._closing or not self.running:
                 return
+            self._check_on_feed_loop()
             await self._next_data()
 
+    def _check_on_feed_loop(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and asyncio.get_running_loop() is not loop:
+            raise RuntimeError("iterate updates() on the feed's event loop; from another thread "
+                               "use on_update(), ring or snapshot")
+
     async def wait_for(self, key: str, timeout: float | None = None) -> Quote:
-        """The quote of `key` once it has arrived (at once if it already has)."""
+        """The quote of `key` once it has arrived (at once if it already has). Any event loop:
+        the feed's own, or another thread's while the feed runs in the background (``start()``)."""
         quote = self.store.quote(key)
         if quote is not None and quote.updates > 0:
             return quote
         if self.error is not None:
             raise self.error
-        loop = asyncio.get_running_loop()
-        found: asyncio.Future[Quote] = loop.create_future()
+        caller = asyncio.get_running_loop()
+        found: asyncio.Future[Quote] = caller.create_future()
+        entry = (found, caller)
 
-        def got(q: Quote) -> None:
-            if not found.done():
-                found.set_result(q)
+        def got(q: Quote) -> None:  # on the feed's loop
+            _settle(found, caller, q)
 
+        def arrived_meanwhile() -> None:
+            # Runs on the feed's loop after `got` is armed: a quote that came in between the
+            # check above and the arming is not missed.
+            q = self.store.quote(key)
+            if q is not None and q.updates > 0:
+                got(q)
+
+        self._quote_waiters.append(entry)  # failed if the feed stops
         self.on_quote(key, got)
-        self._quote_waiters.append(found)  # failed if the feed stops
+        self.call_soon(arrived_meanwhile)
         try:
+            if self.error is not None and not self._closing:
+                raise self.error  # it stopped while we registered
             return await asyncio.wait_for(found, timeout)
         finally:
             self.off_quote(key, got)
-            if found in self._quote_waiters:
-                self._quote_waiters.remove(found)
+            if entry in self._quote_waiters:
+                self._quote_waiters.remove(entry)
 
     async def _next_data(self) -> None:
         assert self._loop is not None
@@ -327,10 +345,8 @@ class MarketFeed(FeedClient):
                 else:
                     w.set_exception(exc)
                     w.exception()
-        for q in quotes:
-            if not q.done():
-                q.set_exception(exc or ReconnectStoppedError("the feed was closed"))
-                q.exception()
+        for q, loop in quotes:
+            _settle(q, loop, None, exc or ReconnectStoppedError("the feed was closed"))
 
     # -- connection hooks -----------------------------------------------------------------------------
     def _make_listener(self) -> FeedListener:
@@ -348,12 +364,6 @@ class MarketFeed(FeedClient):
         for mode in MODES:
             for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
                 transport.send(_BINARY, payload)
-        if self._stopped_ns is not None:
-            gap = Gap(self._stopped_ns, listener.connected_ns, attempts)
-            self._stopped_ns = None
-            self.gaps += 1
-            log.info("gap of %.3f s after %d attempt(s)", gap.seconds, attempts)
-            self.events.emit(GAP, gap)
 
     def _on_lost(self, listener: Any, closing: bool) -> None:
         if closing:
@@ -361,22 +371,12 @@ class MarketFeed(FeedClient):
             return
         # Rows stay stale until their next update: readers can tell old prices during the outage.
         self.store.mark_stale()
-        if self._stopped_ns is None:
-            self._stopped_ns = listener.last_frame_ns or listener.connected_ns or time.time_ns()
 
     def _on_stopped(self, exc: BaseException) -> None:
         self._release_waiters(exc)
 
     def _market_info(self, listener: Any) -> None:
         self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
-
-    def _frame_failed(self, listener: Any, exc: BaseException, size: int) -> None:
-        # Counted always, logged sparingly: a feed of bad frames must not flood the log.
-        self._bad_frames_logged += 1
-        n = self._bad_frames_logged
-        if n <= 10 or n & (n - 1) == 0:
-            log.warning("bad frame of %d bytes ignored (%d so far): %s", size, n, exc)
-        self.events.emit("error", exc)
 
     async def close(self, timeout: float = 5.0) -> None:
         await super().close(timeout)
@@ -397,13 +397,17 @@ class MarketFeed(FeedClient):
 
     def stats(self) -> dict[str, Any]:
         d = self.decoder
+        totals = self._listener_totals()
+        # Every frame the feed could not use: the decoder's errors and text frames (both counted
+        # by the listener as decode_errors) and fragmented messages over max_message_size.
+        decode_errors = totals["decode_errors"] + totals["oversized"]
         out: dict[str, Any] = {
-            "frames": d.frames, "bytes": d.bytes, "updates": d.updates, "decode_errors": d.errors,
+            "frames": d.frames, "bytes": d.bytes, "updates": d.updates, "decode_errors": decode_errors,
             "initial_feed": d.initial_frames, "live_feed": d.live_frames,
             "market_info": d.market_info_frames, "instruments": len(self.store),
             "subscriptions": len(self._book), "ring_overruns": self.ring_overruns, "gaps": self.gaps,
         }
-        out.update(self._connection_stats())
+        out.update(self._connection_stats(totals))
         out["latency"] = self.latency()
         return out
 
@@ -411,6 +415,29 @@ class MarketFeed(FeedClient):
         state = "connected" if self.connected else ("running" if self.running else "stopped")
         return (f"<MarketFeed {self.url} {state} subscriptions={len(self._book)} "
                 f"updates={self.decoder.updates}>")
+
+
+def _settle(future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop, result: Any = None,
+            exc: BaseException | None = None) -> None:
+    """Resolve `future` (of `loop`) from whatever thread this runs on."""
+    def settle() -> None:
+        if not future.done():
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: a waiter that timed out must not warn at exit
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+    else:
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # that loop is closed: nobody waits any more
+            pass
 
 
 __all__ = ["MarketFeed", "UPSTOX_MARKET_URL", "UpdateBatch", "ReconnectStoppedError"]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastfeed import RECORD_DTYPE, MarketFeed
+from fastfeed import RECORD_DTYPE, MarketFeed, ReconnectStoppedError
 from fastfeed.sim import Faults, Simulator, SimulatorThread
 
 from market_helpers import KEYS, TOKEN, feed_for, run, wait_until
@@ -191,3 +191,32 @@ def test_stop_before_open_and_repr_is_safe() -> None:
     feed = MarketFeed(TOKEN, url="ws://127.0.0.1:9")
     feed.stop()
     assert "MarketFeed" in repr(feed) and TOKEN not in repr(feed)
+
+
+def test_wait_for_and_updates_from_another_event_loop() -> None:
+    """A feed running in its own thread (start()); the caller awaits on its own loop. The loop
+    runs in debug mode, where asyncio refuses a future resolved from a foreign thread."""
+    with SimulatorThread(tokens=[TOKEN], rate=200, ping_interval=None) as sim:
+        feed = MarketFeed(TOKEN, url=sim.market_url, instruments=KEYS[:1], mode="ltpc")
+        feed.start(timeout=10)
+        try:
+            async def main() -> None:
+                assert asyncio.get_running_loop() is not feed._loop
+                feed.subscribe([KEYS[1]], "ltpc")  # not arrived yet: wait_for has to wait
+                quote = await feed.wait_for(KEYS[1], timeout=10)
+                assert quote.key == KEYS[1] and quote.updates > 0
+                assert (await feed.wait_for(KEYS[1], timeout=10)).updates > 0  # already there
+                with pytest.raises(RuntimeError, match="feed's event loop"):
+                    async for _ in feed.updates():
+                        pass
+                # A waiter on this loop is failed, thread-safely, when the feed stops.
+                waiting = asyncio.ensure_future(feed.wait_for("NSE_EQ|NEVER", timeout=10))
+                await asyncio.sleep(0)  # it has registered
+                await asyncio.get_running_loop().run_in_executor(None, feed.stop)
+                with pytest.raises(ReconnectStoppedError):
+                    await waiting
+
+            asyncio.run(main(), debug=True)
+        finally:
+            feed.stop()
+        assert feed.events.callback_errors == 0

@@ -144,11 +144,13 @@ def test_backoff_grows_and_is_jittered() -> None:
 def test_faults_that_keep_the_connection() -> None:
     """Malformed, fragmented and oversized frames and a stall: errors reported, no reconnect."""
     async def main() -> None:
+        # The stall outlasts the client's ping interval, so a PING goes out in it; a whole second
+        # for its PONG keeps a loaded machine from declaring the connection dead.
         faults = Faults(malformed_every=5, fragment_size=64, oversized_every=20,
-                        oversized_instruments=300, stall_seconds=0.6, stall_after_frames=40)
+                        oversized_instruments=300, stall_seconds=2.0, stall_after_frames=40)
         async with Simulator(tokens=[TOKEN], rate=200, faults=faults, ping_interval=None) as sim:
             feed = feed_for(sim, instruments=KEYS[:3], mode="full", max_instruments=200,
-                            ping_interval=0.2, ping_timeout=1.0)
+                            ping_interval=1.0, ping_timeout=1.0)
             rec = Recorder(feed)
             async with feed:
                 await wait_until(lambda: sim.counters.faults["stall_seconds"] == 1, what="stall")

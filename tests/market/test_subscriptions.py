@@ -144,3 +144,51 @@ def test_full_d30_with_plus_over_the_wire() -> None:
                 await wait_until(lambda: len(feed.quote(KEYS[0]).bids) > 5, what="30 levels")
                 assert quote.mode == "full_d30"
     run(main())
+
+
+def test_thousands_of_single_key_subscribes_keep_every_cap() -> None:
+    feed = MarketFeed(TOKEN, url="ws://127.0.0.1:9", max_instruments=5000)
+    keys = [f"NSE_FO|{i}" for i in range(5000)]
+    for key in keys:
+        feed.subscribe(key, "ltpc")
+    assert list(feed.subscriptions) == keys and set(feed.subscriptions.values()) == {"ltpc"}
+    with pytest.raises(SubscriptionLimitError, match=r"ltpc \(single mode\).*5001 > 5000"):
+        feed.subscribe("NSE_FO|x", "ltpc")
+    for key in keys[:4000]:
+        feed.unsubscribe(key)
+    for key in keys[4000:4500]:
+        feed.change_mode(key, "full")
+    assert feed._book.counts() == {"ltpc": 500, "full": 500}
+    with pytest.raises(SubscriptionLimitError, match=r"full \(modes mixed\).*1501 > 1500"):
+        feed.subscribe([f"NSE_EQ|{i}" for i in range(1001)], "full")
+    assert len(feed.subscriptions) == 1000  # nothing changed
+
+    small = MarketFeed(TOKEN, url="ws://127.0.0.1:9", max_instruments=3000)
+    for key in keys[:3000]:
+        small.subscribe(key, "ltpc")
+    with pytest.raises(SubscriptionLimitError, match=r"max_instruments.*3001 > 3000"):
+        small.subscribe("NSE_FO|x", "ltpc")
+    small.subscribe(keys[0], "ltpc")  # already wanted: no new row
+    small.unsubscribe(keys[0])
+    small.subscribe("NSE_FO|x", "ltpc")
+    assert len(small.subscriptions) == 3000
+
+
+def test_max_instruments_counts_rows_the_decoder_has_and_rows_still_to_come() -> None:
+    known: set[str] = set()
+    book = SubscriptionBook(max_instruments=10)
+
+    def sub(keys: list[str]) -> None:
+        book.subscribe(keys, "ltpc", known=len(known), is_known=known.__contains__)
+
+    sub([f"NSE_FO|{i}" for i in range(10)])  # no rows yet, ten to come
+    known.update(f"NSE_FO|{i}" for i in range(5))  # five arrived: five rows, five to come
+    with pytest.raises(SubscriptionLimitError, match=r"max_instruments.*11 > 10"):
+        sub(["NSE_FO|new"])
+    book.unsubscribe(["NSE_FO|9"])  # one fewer to come
+    sub(["NSE_FO|new"])
+    book.unsubscribe([f"NSE_FO|{i}" for i in range(5)])  # rows stay in the decoder
+    with pytest.raises(SubscriptionLimitError, match=r"max_instruments.*11 > 10"):
+        sub(["NSE_FO|newer"])
+    sub(["NSE_FO|0"])  # a key the decoder knows takes no new row
+    assert len(book) == 6

@@ -184,3 +184,50 @@ def test_two_writers_lose_nothing() -> None:
     for t in threads:
         t.join(10)
     assert len(book.orders) == 1000 and book.updates == 1000
+
+
+def test_snapshot_is_one_moment_while_updates_are_applied() -> None:
+    """Each record is a new key, so the four maps of one moment hold exactly `updates` records;
+    and the writer goes on while a reader holds the readers' lock."""
+    book = PortfolioBook()
+    n = 5_000
+    records = []
+    for i in range(n):
+        records += [OrderUpdate(order_id=str(i), status="open", instrument_token=KEY, quantity=1),
+                    PositionUpdate(instrument_token=f"NSE_EQ|P{i}", quantity=i),
+                    HoldingUpdate(instrument_token=f"NSE_EQ|H{i}", quantity=i),
+                    GttUpdate(gtt_order_id=f"GTT{i}", rules=())]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    reads = [0]
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                snap = book.snapshot()
+                total = len(snap.orders) + len(snap.positions) + len(snap.holdings) + len(snap.gtt_orders)
+                assert total == snap.updates, (total, snap.updates)
+                reads[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        with book._read_lock:  # a reader in its slow path does not hold up the writer
+            for r in records[: len(records) // 2]:
+                book.apply(r)
+        for r in records[len(records) // 2:]:
+            book.apply(r)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        sys.setswitchinterval(interval)
+    assert not errors, errors[0]
+    assert reads[0] > 0
+    snap = book.snapshot()
+    assert snap.updates == 4 * n and len(snap.gtt_orders) == n

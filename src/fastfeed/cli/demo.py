@@ -10,8 +10,9 @@ import logging
 import sys
 
 from fastfeed import MarketFeed
+from fastfeed.errors import SubscriptionLimitError
 from fastfeed.sim import SimulatorThread
-from fastfeed.transport.subscriptions import MODES
+from fastfeed.transport.subscriptions import CAPS, MODES
 
 from .live import show
 
@@ -35,17 +36,23 @@ def run(args: argparse.Namespace) -> int:
     # The embedded simulator may write a few frames after the client has gone, which aiofastnet
     # reports once per write; that is the server's business, not the demo's.
     logging.getLogger("aiofastnet").setLevel(logging.ERROR)
-    if not 1 <= args.instruments <= 5000:
-        print("--instruments must be between 1 and 5000", file=sys.stderr)
+    cap = CAPS[args.mode][0]  # one mode subscribed: Upstox's single-mode cap
+    if not 1 <= args.instruments <= cap:
+        print(f"error: --instruments must be between 1 and {cap} in {args.mode} mode "
+              "(Upstox's cap)", file=sys.stderr)
         return 2
     duration = args.duration
     if duration is None and not sys.stdout.isatty():
         duration = 5.0
     with SimulatorThread(tokens=[_TOKEN], instruments=args.instruments, rate=args.rate,
                          instruments_per_frame=args.instruments_per_frame, tls=args.tls) as sim:
-        feed = MarketFeed(_TOKEN, url=sim.market_url, instruments=sim.instruments,
-                          mode=args.mode, ssl=sim.client_ssl_context() if args.tls else None,
-                          max_instruments=max(4096, args.instruments))
+        try:
+            feed = MarketFeed(_TOKEN, url=sim.market_url, instruments=sim.instruments,
+                              mode=args.mode, ssl=sim.client_ssl_context() if args.tls else None,
+                              max_instruments=max(4096, args.instruments))
+        except (SubscriptionLimitError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         feed.start(timeout=10)
         title = f"fastfeed demo: {args.instruments} instruments, {args.mode}, simulator {sim.base_url}"
         return show(feed, title, duration)

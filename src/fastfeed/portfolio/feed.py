@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
 from collections import Counter, deque
 from typing import Any, Callable, Mapping
@@ -22,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastfeed._listener import FeedListener
 from fastfeed.errors import PortfolioDecodeError
-from fastfeed.events import CONNECTION_EVENTS, ERROR, GAP, Gap
+from fastfeed.events import CONNECTION_EVENTS, GAP
 from fastfeed.portfolio.book import PortfolioBook, PortfolioSnapshot, PositionKey
 from fastfeed.portfolio.decode import decode_update
 from fastfeed.portfolio.records import (GttUpdate, HoldingUpdate, OrderUpdate, PortfolioUpdate,
@@ -158,6 +157,7 @@ class PortfolioFeed(FeedClient):
 
     EVENTS = CONNECTION_EVENTS + (GAP,) + DATA_EVENTS
     DEFAULT_URL = UPSTOX_PORTFOLIO_URL
+    FRAME_NAME = "portfolio frame"
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  order: bool = True, position: bool = False, holding: bool = False, gtt: bool = False,
@@ -188,8 +188,6 @@ class PortfolioFeed(FeedClient):
         self.updates_applied = 0
         self.decode_errors = 0
         self.updates_missed = 0
-        self.gaps = 0
-        self._stopped_ns: int | None = None
 
     # -- the live book (any thread) -----------------------------------------------------------------
     @property
@@ -247,8 +245,8 @@ class PortfolioFeed(FeedClient):
         self.frames += 1
         self.bytes += len(payload)
         try:
-            # The Scrubber's list of every token this feed has used: the error text drops them.
-            record = decode_update(payload, self._scrub._tokens)
+            # Every token this feed has used: the error text drops them.
+            record = decode_update(payload, self._scrub.tokens)
         except PortfolioDecodeError as exc:
             self._bad_frame(exc, len(payload))
             return
@@ -268,14 +266,10 @@ class PortfolioFeed(FeedClient):
         emit(kind, record)
 
     def _bad_frame(self, exc: PortfolioDecodeError, size: int) -> None:
-        # Counted always, logged sparingly (and without the frame): bad frames must not flood logs.
         self.decode_errors += 1
         self._errors_by_kind[exc.kind] += 1
-        n = self.decode_errors
-        if n <= 10 or n & (n - 1) == 0:
-            log.warning("bad portfolio frame of %d bytes skipped (%d so far): %s: %s",
-                        size, n, exc.kind, exc.reason)
-        self.events.emit(ERROR, exc)
+        # The kind and reason only: the frame (exc.text) stays out of the log.
+        self._report_bad_frame(exc, size, f"{exc.kind}: {exc.reason}")
 
     def _wake_streams(self) -> None:
         for stream in list(self._streams):
@@ -287,21 +281,12 @@ class PortfolioFeed(FeedClient):
         listener.on_message = self._on_message
         return listener
 
-    def _on_open(self, listener: Any, attempts: int) -> None:
-        # Nothing to send: the update types are in the URL, and updates flow at once.
-        if self._stopped_ns is not None:
-            gap = Gap(self._stopped_ns, listener.connected_ns, attempts)
-            self._stopped_ns = None
-            self.gaps += 1
-            log.info("portfolio stream was down %.3f s (%d attempt(s)); updates in between are "
-                     "lost", gap.seconds, attempts)
-            self.events.emit(GAP, gap)
+    # _on_open: nothing to send (the update types are in the URL; updates flow at once), and the
+    # gap after a lost connection is FeedClient's.
 
     def _on_lost(self, listener: Any, closing: bool) -> None:
         if closing:
             self._wake_streams()
-        elif self._stopped_ns is None:
-            self._stopped_ns = listener.last_frame_ns or listener.connected_ns or time.time_ns()
 
     def _on_stopped(self, exc: BaseException) -> None:
         self._wake_streams()
@@ -312,15 +297,20 @@ class PortfolioFeed(FeedClient):
 
     # -- stats ----------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
+        totals = self._listener_totals()
+        errors_by_kind = dict(self._errors_by_kind)
+        if totals["oversized"]:  # fragmented messages over max_message_size, dropped unread
+            errors_by_kind["oversized"] = totals["oversized"]
         out: dict[str, Any] = {
             "frames": self.frames, "bytes": self.bytes, "updates": self.updates_applied,
             "by_type": {t: self._by_type[t] for t in UPDATE_TYPES},
-            "decode_errors": self.decode_errors, "errors_by_kind": dict(self._errors_by_kind),
+            "decode_errors": self.decode_errors + totals["oversized"],
+            "errors_by_kind": errors_by_kind,
             "updates_missed": self.updates_missed, "streams": len(self._streams), "gaps": self.gaps,
             "orders": len(self.book.orders), "positions": len(self.book.positions),
             "holdings": len(self.book.holdings), "gtt_orders": len(self.book.gtt_orders),
         }
-        out.update(self._connection_stats())
+        out.update(self._connection_stats(totals))
         return out
 
     def __repr__(self) -> str:

@@ -1,9 +1,12 @@
 """FeedClient: one feed connection kept alive: connect (redirect or authorize), reconnect with
 backoff, events, async and background-thread lifecycles.
 
-A feed (MarketFeed, PortfolioFeed) subclasses it and fills in four hooks: ``_make_listener()``
-(the picows listener of a new connection), ``_on_open(listener)`` (send what the feed needs on a
-fresh connection), ``_on_lost(listener)`` (a connection ended) and ``_extra_stats()``.
+A feed (MarketFeed, PortfolioFeed) subclasses it and fills in the hooks: ``_make_listener()``
+(the picows listener of a new connection), ``_on_open(listener, attempts)`` (send what the feed
+needs on a fresh connection), ``_on_lost(listener, closing)`` (a connection ended) and
+``_on_stopped(exc)`` (the feed gave up). What every feed shares is done here once: the gap
+between a lost connection and the next open (the ``gap`` event, for feeds that have it) and the
+count and sparing log of bad frames.
 """
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections import Counter
 from typing import Any, Callable
 
 from fastfeed.errors import (AuthenticationError, FastfeedError, FeedConnectionError,
                              ReconnectStoppedError)
-from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, ERROR, OPEN,
-                             RECONNECTING, EventRegistry)
+from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, ERROR, GAP, OPEN,
+                             RECONNECTING, EventRegistry, Gap)
 
 from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
                          TokenProvider, authorize, open_websocket, resolve_token, tls_context)
@@ -39,6 +43,7 @@ class FeedClient:
 
     EVENTS: tuple[str, ...] = CONNECTION_EVENTS
     DEFAULT_URL = ""
+    FRAME_NAME = "frame"  # what the bad-frame log line calls a message of this feed
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
@@ -49,6 +54,15 @@ class FeedClient:
             raise ValueError("give an access_token or a token_provider")
         if token_provider is not None and not callable(token_provider):
             raise TypeError("token_provider must be callable")
+        if ping_timeout <= 0:
+            raise ValueError(f"ping_timeout must be positive, not {ping_timeout}")
+        if ping_interval is not None:
+            if ping_interval <= 0:
+                raise ValueError(f"ping_interval must be positive or None, not {ping_interval}")
+            if ping_timeout > ping_interval:
+                # picows waits for a PONG at most as long as it waits before pinging.
+                raise ValueError(f"ping_timeout ({ping_timeout} s) must not be longer than "
+                                 f"ping_interval ({ping_interval} s)")
         self._scrub = Scrubber()
         self._token = Secret(access_token) if access_token is not None else None
         if self._token is not None:
@@ -81,6 +95,9 @@ class FeedClient:
         self.failed_attempts = 0
         self.connected = False
         self._conn_totals: Counter[str] = Counter()
+        self.gaps = 0
+        self._stopped_ns: int | None = None  # when data stopped, while a connection is lost
+        self.bad_frames = 0  # frames reported through _frame_failed (also the log throttle)
 
         self._thread: threading.Thread | None = None
         self._closer: asyncio.Future[None] | None = None
@@ -103,7 +120,7 @@ class FeedClient:
         Raises AuthenticationError (401/403), ReconnectStoppedError, or TimeoutError (the feed is
         closed first).
         """
-        self._start_on_running_loop()
+        self._start_on_running_loop(reset=True)
         try:
             await self._wait_open(timeout)
         except BaseException:
@@ -181,7 +198,9 @@ class FeedClient:
         return self
 
     async def _thread_main(self, ready: threading.Event, outcome: list[BaseException]) -> None:
-        self._start_on_running_loop()
+        # start() has reset the state; a stop() since (start() timed out before this thread got
+        # here) must stand, so nothing is reset here and the connection loop ends at once.
+        self._start_on_running_loop(reset=False)
         try:
             await self._wait_open(None)
         except BaseException as exc:
@@ -232,15 +251,16 @@ class FeedClient:
             loop.call_soon_threadsafe(fn, *args)
 
     # -- the connection loop ------------------------------------------------------------------------
-    def _start_on_running_loop(self) -> None:
+    def _start_on_running_loop(self, reset: bool) -> None:
         loop = asyncio.get_running_loop()
         if self._task is not None and not self._task.done():
             if self._loop is not loop:
                 raise RuntimeError("the feed already runs on another event loop")
             return
         self._loop = loop
-        self._closing = False
-        self.error = None
+        if reset:
+            self._closing = False
+            self.error = None
         self._wakeup = asyncio.Event()
         self._task = loop.create_task(self._run(), name=f"fastfeed-{type(self).__name__}")
 
@@ -349,6 +369,8 @@ class FeedClient:
             log.exception("opening the connection failed")
             self.events.emit(ERROR, exc)
             listener.transport.disconnect()
+        else:
+            self._end_gap(listener, self._failures)
         self._resolve_open_waiters()
         self.events.emit(OPEN)
 
@@ -367,8 +389,32 @@ class FeedClient:
             code, reason = (1000, "closed by the client") if self._closing else \
                 (1006, "connection lost without a close frame")
         log.info("disconnected: %s %s", code, reason)
+        if not self._closing and self._stopped_ns is None:
+            self._stopped_ns = listener.last_frame_ns or listener.connected_ns or time.time_ns()
         self._on_lost(listener, self._closing)
         self.events.emit(CLOSE, code, reason)
+
+    def _end_gap(self, listener: Any, attempts: int) -> None:
+        """A connection opened after one was lost: emit the gap (data in between is lost)."""
+        if self._stopped_ns is None:
+            return
+        gap = Gap(self._stopped_ns, listener.connected_ns, attempts)
+        self._stopped_ns = None
+        self.gaps += 1
+        log.info("%s was down %.3f s (%d attempt(s)): updates in between are lost",
+                 type(self).__name__, gap.seconds, attempts)
+        if GAP in self.events.names:
+            self.events.emit(GAP, gap)
+
+    def _report_bad_frame(self, exc: BaseException, size: int, detail: object = None) -> None:
+        """Count a bad frame, log it sparingly (a feed of bad frames must not flood the log; the
+        frame itself is never logged) and emit ``error``."""
+        self.bad_frames += 1
+        n = self.bad_frames
+        if n <= 10 or n & (n - 1) == 0:
+            log.warning("bad %s of %d bytes skipped (%d so far): %s", self.FRAME_NAME, size, n,
+                        exc if detail is None else detail)
+        self.events.emit(ERROR, exc)
 
     def _stop(self, exc: BaseException, message: str) -> None:
         self.error = exc
@@ -393,11 +439,11 @@ class FeedClient:
         self._opened(listener)
 
     def _ws_disconnected(self, listener: Any) -> None:
-        pass
+        """Called by FeedListener.on_ws_disconnected; the loss is handled in _serve, which awaits
+        the transport (so this stays a no-op, but the listener needs it)."""
 
     def _frame_failed(self, listener: Any, exc: BaseException, size: int) -> None:
-        log.warning("bad frame of %d bytes ignored: %s", size, exc)
-        self.events.emit(ERROR, exc)
+        self._report_bad_frame(exc, size)
 
     def _market_info(self, listener: Any) -> None:
         pass
@@ -419,11 +465,17 @@ class FeedClient:
     def _on_stopped(self, exc: BaseException) -> None:
         """The feed stopped for good on its own (auth failure, retries exhausted)."""
 
-    def _connection_stats(self) -> dict[str, Any]:
+    def _listener_totals(self) -> Counter[str]:
+        """The listeners' counters, summed over every connection (the open one included)."""
         listener = self._listener
         totals = Counter(self._conn_totals)
         if listener is not None and self.connected:
             totals.update(listener.stats())
+        return totals
+
+    def _connection_stats(self, totals: Counter[str] | None = None) -> dict[str, Any]:
+        if totals is None:
+            totals = self._listener_totals()
         out: dict[str, Any] = {"connected": self.connected, "connections": self.connections,
                                "reconnects": self.reconnects, "failed_attempts": self.failed_attempts,
                                "callback_errors": self.events.callback_errors}

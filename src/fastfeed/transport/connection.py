@@ -9,6 +9,8 @@ import json
 import logging
 import random
 import ssl as ssl_module
+import sys
+import traceback
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -61,12 +63,17 @@ class Scrubber:
     """Replaces every token this feed has used with its fingerprint, in any text."""
 
     def __init__(self, keep: int = 4) -> None:
-        self._tokens: list[str] = []
+        self._tokens: tuple[str, ...] = ()
         self._keep = keep
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """The tokens scrubbed, newest first (an immutable tuple, replaced on every add)."""
+        return self._tokens
 
     def add(self, token: str) -> None:
         if token and token not in self._tokens:
-            self._tokens = [token, *self._tokens][: self._keep]
+            self._tokens = (token, *self._tokens)[: self._keep]
 
     def __call__(self, text: str) -> str:
         for token in self._tokens:
@@ -77,7 +84,8 @@ class Scrubber:
 
 class ScrubbingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Handed to picows, which logs its whole upgrade request (Authorization header included) at
-    a level below DEBUG: every message is formatted and scrubbed before it reaches a handler."""
+    a level below DEBUG: every message is formatted and scrubbed before it reaches a handler, and
+    so are a traceback (``exc_info``) and a stack (``stack_info``), which go into the message."""
 
     def __init__(self, logger: logging.Logger, scrub: Scrubber) -> None:
         super().__init__(logger, {})
@@ -91,6 +99,20 @@ class ScrubbingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         except Exception:
             text = f"{msg} {args!r}"
         kwargs.pop("extra", None)
+        exc_info = kwargs.pop("exc_info", None)
+        stack_info = kwargs.pop("stack_info", False)
+        if exc_info:
+            # Formatted here rather than by the handler, so that the traceback's text (an
+            # exception message may quote a request) is scrubbed too.
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            elif not isinstance(exc_info, tuple):
+                exc_info = sys.exc_info()
+            if exc_info[0] is not None:
+                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+        if stack_info:
+            stack = traceback.format_stack(sys._getframe(1))
+            text += "\nStack (most recent call last):\n" + "".join(stack).rstrip("\n")
         self.logger.log(level, "%s", self._scrub(text), **kwargs)
 
 
@@ -183,21 +205,45 @@ def authorize_url_for(feed_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/authorize", parts.query, ""))
 
 
+#: The most of an authorize answer read (its JSON is a few hundred bytes).
+MAX_AUTHORIZE_BODY = 64 * 1024
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """The authorize call carries the token: a redirect is an error, never followed (urllib would
+    send the Authorization header on to wherever it points)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        fp.close()
+        raise FeedConnectionError(f"authorize answered HTTP {code} (a redirect): not followed, "
+                                  "the access token goes to the authorize URL only", code)
+
+
+def _read_capped(stream: Any) -> bytes:
+    body: bytes = stream.read(MAX_AUTHORIZE_BODY + 1) or b""
+    if len(body) > MAX_AUTHORIZE_BODY:
+        raise FeedConnectionError(f"authorize answered more than {MAX_AUTHORIZE_BODY} bytes")
+    return body
+
+
 def _get_json(url: str, token: str, ctx: ssl_module.SSLContext | None, timeout: float) -> tuple[int, Any]:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}",
                                                "Accept": "application/json"})
-    handlers: list[Any] = []
+    handlers: list[Any] = [_RefuseRedirects()]
     if ctx is not None:
         handlers.append(urllib.request.HTTPSHandler(context=ctx))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(req, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, json.loads(_read_capped(response) or b"null")
     except urllib.error.HTTPError as exc:
         try:
-            body = json.loads(exc.read() or b"null")
-        except ValueError:
+            body = json.loads(_read_capped(exc) or b"null")
+        except (ValueError, FeedConnectionError, OSError):
             body = None
+        finally:
+            exc.close()
         return exc.code, body
 
 
@@ -208,6 +254,8 @@ async def authorize(feed_url: str, token: str, ctx: ssl_module.SSLContext | None
     secure = url.startswith("https:")
     try:
         status, body = await asyncio.to_thread(_get_json, url, token, ctx if secure else None, timeout)
+    except FeedConnectionError:
+        raise
     except (OSError, ValueError) as exc:
         # Built fresh, not chained: urllib's exceptions may carry the request.
         raise FeedConnectionError(scrub(f"authorize failed: {type(exc).__name__}: {exc}")) from None
@@ -263,7 +311,7 @@ async def open_websocket(listener_factory: Callable[[], Any], url: str, token: s
         logger_name=logger,
         enable_auto_ping=ping is not None,
         auto_ping_idle_timeout=ping or 10.0,
-        auto_ping_reply_timeout=min(options.ping_timeout, ping) if ping else options.ping_timeout,
+        auto_ping_reply_timeout=options.ping_timeout,  # <= ping_interval: FeedClient checks
         enable_auto_pong=False,  # the listener answers PINGs itself and counts them
         max_frame_size=options.max_frame_size,
         max_redirects=options.max_redirects,
@@ -273,7 +321,8 @@ async def open_websocket(listener_factory: Callable[[], Any], url: str, token: s
     if url.startswith("wss:"):
         kwargs["ssl_context"] = ctx
     try:
-        return await asyncio.wait_for(ws_connect(listener_factory, url, **kwargs), options.connect_timeout)
+        transport, listener = await asyncio.wait_for(ws_connect(listener_factory, url, **kwargs),
+                                                     options.connect_timeout)
     except WSHandshakeError as exc:
         status = exc.response.status if exc.response is not None else None
         if status in FATAL_STATUSES:
@@ -292,3 +341,9 @@ async def open_websocket(listener_factory: Callable[[], Any], url: str, token: s
         raise FeedConnectionError(scrub(f"TLS failed: {exc}")) from None
     except OSError as exc:
         raise FeedConnectionError(scrub(f"connect failed: {type(exc).__name__}: {exc}")) from None
+    if listener is None:
+        # picows returns no listener when the peer closed before the upgrade completed.
+        if not transport.is_disconnected:
+            transport.disconnect(False)
+        raise FeedConnectionError("connection closed during the handshake")
+    return transport, listener

@@ -41,7 +41,12 @@ def normalize_keys(keys: str | Iterable[str]) -> list[str]:
 
 
 class SubscriptionBook:
-    """Wanted subscriptions, key to mode. Every change is checked whole before it is applied."""
+    """Wanted subscriptions, key to mode. Every change is checked whole before it is applied.
+
+    A change costs O(keys changed): the per-mode counts are kept as keys come and go, and the
+    ``max_instruments`` check looks at keys the decoder does not know yet only when the book is
+    near that cap (see `subscribe`). Not thread-safe: MarketFeed holds a lock around it.
+    """
 
     def __init__(self, *, plus: bool = False, caps: Mapping[str, tuple[int, int]] | None = None,
                  max_instruments: int | None = None) -> None:
@@ -49,6 +54,9 @@ class SubscriptionBook:
         self.caps = dict(CAPS if caps is None else caps)
         self.max_instruments = max_instruments
         self.wanted: dict[str, str] = {}
+        self._counts: Counter[str] = Counter()
+        # Every wanted key the decoder may not know yet (a superset: pruned when checked).
+        self._unknown: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.wanted)
@@ -63,25 +71,33 @@ class SubscriptionBook:
         return out
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(self.wanted.values()))
+        return dict(+self._counts)
 
     # -- changes (each returns the keys to put in the request) ---------------------------------
     def subscribe(self, keys: str | Iterable[str], mode: str, *, known: int = 0,
                   is_known: Callable[[str], bool] | None = None) -> list[str]:
         """Add `keys` in `mode` (keys already wanted move to `mode`).
 
-        `known`/`is_known`: rows the decoder already has, for the max_instruments check.
+        `known`/`is_known`: rows the decoder already has (their number, and a test of a key),
+        for the max_instruments check: every wanted key the decoder does not know would take a
+        row. Rows are never freed, so a key once known stays known.
         """
         check_mode(mode)
         keys = normalize_keys(keys)
         if mode == "full_d30" and not self.plus:
             raise SubscriptionLimitError("full_d30 (Upstox Plus only)", 0, len(keys),
                                          "pass plus=True if the account has Upstox Plus")
-        after = dict(self.wanted)
+        wanted = self.wanted
+        counts = self._counts_after(keys, mode)
+        self._check_caps(counts)
+        added = [key for key in keys if key not in wanted]
+        if self.max_instruments is not None and is_known is not None:
+            self._check_rows(added, known, is_known)
+        else:
+            self._unknown.update(added)
         for key in keys:
-            after[key] = mode
-        self._check(after, known, is_known)
-        self.wanted = after
+            wanted[key] = mode
+        self._counts = counts
         return keys
 
     def change_mode(self, keys: str | Iterable[str], mode: str) -> list[str]:
@@ -93,22 +109,38 @@ class SubscriptionBook:
         if mode == "full_d30" and not self.plus:
             raise SubscriptionLimitError("full_d30 (Upstox Plus only)", 0, len(keys),
                                          "pass plus=True if the account has Upstox Plus")
-        after = dict(self.wanted)
+        counts = self._counts_after(keys, mode)
+        self._check_caps(counts)
         for key in keys:
-            after[key] = mode
-        self._check(after, 0, None)
-        self.wanted = after
+            self.wanted[key] = mode
+        self._counts = counts
         return keys
 
     def unsubscribe(self, keys: str | Iterable[str]) -> list[str]:
         keys = normalize_keys(keys)
+        counts = self._counts
         for key in keys:
-            self.wanted.pop(key, None)
+            mode = self.wanted.pop(key, None)
+            if mode is not None:
+                counts[mode] -= 1
+                self._unknown.discard(key)
+        self._counts = +counts
         return keys
 
-    def _check(self, after: Mapping[str, str], known: int, is_known: Callable[[str], bool] | None) -> None:
-        counts = Counter(after.values())
-        mixed = sum(1 for c in counts.values() if c) > 1
+    # -- checks -----------------------------------------------------------------------------------
+    def _counts_after(self, keys: list[str], mode: str) -> Counter[str]:
+        counts = Counter(self._counts)  # one entry per mode: a copy costs nothing
+        wanted = self.wanted
+        for key in keys:
+            old = wanted.get(key)
+            if old != mode:
+                if old is not None:
+                    counts[old] -= 1
+                counts[mode] += 1
+        return +counts  # modes left with no key are dropped
+
+    def _check_caps(self, counts: Counter[str]) -> None:
+        mixed = len(counts) > 1
         for mode, count in counts.items():
             single, mixed_cap = self.caps[mode]
             cap = mixed_cap if mixed else single
@@ -116,9 +148,21 @@ class SubscriptionBook:
                 kind = "modes mixed" if mixed else "single mode"
                 raise SubscriptionLimitError(f"{mode} ({kind})", cap, count,
                                              f"Upstox ignores keys beyond it; now {dict(counts)}")
-        if self.max_instruments is not None and is_known is not None:
-            new_rows = sum(1 for key in after if not is_known(key))
-            if known + new_rows > self.max_instruments:
-                raise SubscriptionLimitError("max_instruments", self.max_instruments, known + new_rows,
-                                             "the decoder's rows; build the feed with a larger "
-                                             "max_instruments")
+
+    def _check_rows(self, added: list[str], known: int, is_known: Callable[[str], bool]) -> None:
+        limit = self.max_instruments
+        assert limit is not None
+        unknown = self._unknown
+        if known + len(self.wanted) + len(added) <= limit:
+            # Even if no wanted key had a row yet there would be room: nothing to look up.
+            unknown.update(added)
+            return
+        # Near the cap: count the rows still to come, exactly.
+        unknown.difference_update([key for key in unknown if is_known(key)])
+        new = [key for key in added if not is_known(key)]
+        needed = known + len(unknown) + len(new)
+        if needed > limit:
+            raise SubscriptionLimitError("max_instruments", limit, needed,
+                                         "the decoder's rows; build the feed with a larger "
+                                         "max_instruments")
+        unknown.update(new)
