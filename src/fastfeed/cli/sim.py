@@ -14,7 +14,7 @@ import tempfile
 
 from fastfeed.sim import Faults, Simulator
 from fastfeed.sim.frames import PHASES
-from fastfeed.sim.runner import new_event_loop
+from fastfeed.loop import new_event_loop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

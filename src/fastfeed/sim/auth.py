@@ -1,7 +1,6 @@
 """Who may connect: access tokens, one-time redirect codes and per-token connection caps."""
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 import uuid
@@ -9,17 +8,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from fastfeed.tokens import fingerprint
+
 # Upstox: 2 connections per user on a standard plan, 5 with Upstox Plus.
 STANDARD_CONNECTIONS = 2
 PLUS_CONNECTIONS = 5
 
 MARKET = "market"
 PORTFOLIO = "portfolio"
-
-
-def fingerprint(token: str) -> str:
-    """A short, stable, non-reversible name for a token: the only form a token may take in logs."""
-    return "tok-" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def bearer_token(authorization: str | None) -> str | None:

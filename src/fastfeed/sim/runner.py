@@ -5,18 +5,12 @@ import asyncio
 import threading
 from typing import Any
 
+from fastfeed.loop import new_event_loop
+
 from .redact import redacting_logger
 from .server import Simulator
 
 log = redacting_logger(__name__)  # no token may reach a log, even by mistake
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is not available on Windows
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 class SimulatorThread:

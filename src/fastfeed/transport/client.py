@@ -22,20 +22,13 @@ from fastfeed.errors import (AuthenticationError, FastfeedError, FeedConnectionE
                              ReconnectStoppedError)
 from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, ERROR, GAP, OPEN,
                              RECONNECTING, EventRegistry, Gap)
+from fastfeed.loop import new_event_loop
 
 from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
                          TokenProvider, authorize, open_websocket, resolve_token, tls_context)
 
 log = logging.getLogger(__name__)
 _picows_log = logging.getLogger("fastfeed.transport.picows")
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # not on Windows
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 class FeedClient:

@@ -3,7 +3,6 @@ call and the picows connect with its redirect, pings and timeouts."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import json
 import logging
@@ -18,6 +17,7 @@ from typing import Any, Awaitable, Callable, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from fastfeed.errors import AuthenticationError, FeedConnectionError
+from fastfeed.tokens import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,6 @@ FATAL_STATUSES = (401, 403)
 
 
 # -- tokens ---------------------------------------------------------------------------------------
-def fingerprint(token: str) -> str:
-    """A short non-reversible name for a token: the only form a token takes in logs."""
-    return "tok-" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-
-
 class Secret:
     """Holds an access token; its repr and str never show it."""
 
