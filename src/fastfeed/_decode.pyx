@@ -41,10 +41,10 @@ cdef void apply_bars(QuoteRow* row, Scratch* s, SFeed* f) noexcept nogil:
             continue
         slot = NULL
         for j in range(row.n_bars):
+            # Stored names are NUL-padded to INTERVAL_SIZE and shorter than it.
             if (same_bytes(row.bars[j].interval, <const char*>s.buf + b.interval_off,
                            b.interval_len)
-                    and (b.interval_len == INTERVAL_SIZE - 1
-                         or row.bars[j].interval[b.interval_len] == 0)):
+                    and row.bars[j].interval[b.interval_len] == 0):
                 slot = &row.bars[j]
                 break
         if slot == NULL:
@@ -196,7 +196,6 @@ cdef class FeedDecoder:
         cdef Store store = self.store
         cdef SFeed* f
         cdef Py_ssize_t i, applied = 0, unknown = 0
-        cdef int32_t row
         cdef bint snapshot
 
         if parse_frame(s, data, size) < 0:

@@ -27,8 +27,8 @@ cdef class FeedListener(WSListener):
     ``decoder``: the market feed's decoder, or None for feeds whose messages go to
     ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON).
     ``owner`` gets the control events: ``_ws_connected(listener)``,
-    ``_ws_disconnected(listener)``, ``_frame_failed(listener, exc, size)``,
-    ``_market_info(listener)`` and ``_callback_failed(exc)``.
+    ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
+    ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
     ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
     """
@@ -66,7 +66,6 @@ cdef class FeedListener(WSListener):
         if hs is not None and hs.recv is not None and self.close_code == 0:
             self.close_code = <int>hs.recv.code
             self.close_reason = hs.recv.reason or ""
-        self.owner._ws_disconnected(self)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef WSMsgType t = frame.msg_type

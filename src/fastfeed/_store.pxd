@@ -164,6 +164,7 @@ cdef class Store:
         return rec
 
     cdef void mark_all_stale(self) noexcept nogil
+    cdef object _records_from(self, uint64_t position, uint64_t n)
 
 
 cdef inline uint64_t hash_key(const char* key, Py_ssize_t size) noexcept nogil:

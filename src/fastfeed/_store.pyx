@@ -261,6 +261,24 @@ cdef class Store:
         """A new reader of the ring; by default it starts at the newest update."""
         return RingReader(self, from_start)
 
+    def latest(self, Py_ssize_t n):
+        """The newest `n` records (at most the ring's capacity), oldest first: a view into the
+        ring when they lie in one piece, else a copy. Valid until the ring moves on."""
+        if n > self.ring_capacity:
+            n = self.ring_capacity
+        if n < 0 or <uint64_t>n > self.head:
+            raise ValueError(f"only {self.head} records written")
+        return self._records_from(self.head - n, n)
+
+    cdef object _records_from(self, uint64_t position, uint64_t n):
+        # Records position .. position + n - 1 of the stream, where the ring keeps them.
+        cdef uint64_t start = position & self.ring_mask
+        cdef uint64_t cap = <uint64_t>self.ring_capacity
+        ring = self._ring_array
+        if start + n <= cap:
+            return ring[start:start + n]
+        return np.concatenate((ring[start:], ring[:start + n - cap]))
+
 
 cdef void _read_row(QuoteRow* rows, int32_t row, QuoteRow* out) noexcept nogil:
     # Seqlock read: retry while the writer is inside the row.
@@ -334,12 +352,7 @@ cdef class RingReader:
         n = head - self.cursor
         if limit >= 0 and n > <uint64_t>limit:
             n = <uint64_t>limit
-        start = self.cursor & s.ring_mask
-        ring = s._ring_array
-        if start + n <= cap:
-            out = ring[start:start + n].copy()
-        else:
-            out = np.concatenate((ring[start:], ring[:start + n - cap]))
+        out = s._records_from(self.cursor, n).copy()
         self.cursor += n
         self.missed += lost
         return out, lost

@@ -86,8 +86,6 @@ class MarketFeed(FeedClient):
         self.plus = plus
         self.decoder = FeedDecoder(max_instruments, ring_capacity)
         self.store: Store = self.decoder.store
-        self._ring = self.store.ring
-        self._ring_cap = self.store.ring_capacity
         self._max_message_size = max_message_size
         self._request_chunk = request_chunk
         self._book = SubscriptionBook(plus=plus, max_instruments=max_instruments)
@@ -153,7 +151,7 @@ class MarketFeed(FeedClient):
     @property
     def ring(self) -> npt.NDArray[Any]:
         """Zero-copy view of the update ring (``RECORD_DTYPE``)."""
-        return self._ring
+        return self.store.ring
 
     @property
     def instruments(self) -> list[str]:
@@ -212,15 +210,7 @@ class MarketFeed(FeedClient):
         started = time.time_ns()
         self._latency[self._latency_n & (_LATENCY_SAMPLES - 1)] = started - recv_ns
         self._latency_n += 1
-        cap = self._ring_cap
-        if n > cap:
-            n = cap
-        start = (self.store.updates_written - n) & (cap - 1)
-        ring = self._ring
-        if start + n <= cap:
-            records = ring[start:start + n]
-        else:
-            records = np.concatenate((ring[start:], ring[:start + n - cap]))
+        records = self.store.latest(n)
         call = self.events.call
         for fn in self._update_fns:
             call(fn, records, where="on_update")
@@ -261,7 +251,7 @@ class MarketFeed(FeedClient):
         """
         self._check_on_feed_loop()
         reader = self.store.reader(from_start)
-        limit = self._ring_cap if limit is None or limit <= 0 else limit
+        limit = self.store.ring_capacity if limit is None or limit <= 0 else limit
         while True:
             if reader.pending:
                 records, missed = reader.read(limit)
@@ -387,7 +377,7 @@ class MarketFeed(FeedClient):
         """Percentiles: receive time minus the frame's currentTs (ms, from the ring's records), and
         frame arrival to callback start (µs, sampled only when a callback is registered)."""
         head = self.store.updates_written
-        ring = self._ring[:min(head, self._ring_cap)]
+        ring = self.store.ring[:min(head, self.store.ring_capacity)]
         sent = ring["server_ts"]
         mask = sent > 0
         server_lag = ring["recv_ns"][mask] / 1e6 - sent[mask]
@@ -412,8 +402,7 @@ class MarketFeed(FeedClient):
         return out
 
     def __repr__(self) -> str:
-        state = "connected" if self.connected else ("running" if self.running else "stopped")
-        return (f"<MarketFeed {self.url} {state} subscriptions={len(self._book)} "
+        return (f"<MarketFeed {self.url} {self.state} subscriptions={len(self._book)} "
                 f"updates={self.decoder.updates}>")
 
 
@@ -440,4 +429,4 @@ def _settle(future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop, result
             pass
 
 
-__all__ = ["MarketFeed", "UPSTOX_MARKET_URL", "UpdateBatch", "ReconnectStoppedError"]
+__all__ = ["MarketFeed", "UPSTOX_MARKET_URL", "UpdateBatch"]

@@ -21,3 +21,11 @@ def feed_for(sim: Any, token: str = TOKEN, **kwargs: Any) -> PortfolioFeed:
 
 def newest(sim: Any) -> Any:
     return max(sim.portfolio_sessions, key=lambda s: s.serial)
+
+
+async def count_until_end(stream: Any) -> int:
+    """Iterate an updates() stream to its end; how many records it gave."""
+    n = 0
+    async for _ in stream:
+        n += 1
+    return n

@@ -22,8 +22,8 @@ from fastfeed.portfolio import (GttUpdate, HoldingUpdate, OrderUpdate, Portfolio
 from fastfeed.sim import Faults, Simulator, SimulatorThread
 from fastfeed.transport.connection import authorize_url_for
 
-from portfolio_helpers import (ALL_TYPES, FAST, NEXT, TERMINAL, TOKEN, Recorder, feed_for, newest,
-                               run, wait_until)
+from portfolio_helpers import (ALL_TYPES, FAST, NEXT, TERMINAL, TOKEN, Recorder, count_until_end,
+                               feed_for, newest, run, wait_until)
 
 TYPES = {"order": OrderUpdate, "position": PositionUpdate, "holding": HoldingUpdate,
          "gtt_order": GttUpdate}
@@ -229,13 +229,7 @@ def test_an_expired_token_stops_the_feed_with_the_auth_error() -> None:
             async with feed:
                 stream = feed.updates()
 
-                async def consume() -> int:
-                    n = 0
-                    async for _ in stream:
-                        n += 1
-                    return n
-
-                consumer = asyncio.ensure_future(consume())
+                consumer = asyncio.ensure_future(count_until_end(stream))
                 await wait_until(lambda: feed.updates_applied >= 5, what="updates")
                 sim.expire_token(TOKEN)
                 sim.abort_all()
@@ -333,13 +327,7 @@ def test_a_slow_consumer_loses_the_oldest_records_and_is_told() -> None:
                         break
                 assert kept == seen[-8:] and all(a is b for a, b in zip(kept, seen[-8:]))
 
-                async def consume() -> int:
-                    count = 0
-                    async for _ in stream:
-                        count += 1
-                    return count
-
-                consumer = asyncio.ensure_future(consume())
+                consumer = asyncio.ensure_future(count_until_end(stream))
                 await wait_until(lambda: len(seen) >= start + n + 5, what="more updates")
                 await feed.close()
                 assert await asyncio.wait_for(consumer, 5) >= 1  # ends quietly on close

@@ -3,7 +3,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
 from google.protobuf import descriptor_pb2
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
 

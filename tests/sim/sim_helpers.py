@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import socket
 import uuid
 from typing import Any
 
 import websockets
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as up
 
+from fastfeed.sim.bench import masked_frame, open_raw_websocket
 from feed_helpers import run, wait_until  # noqa: F401 (re-exported)
 
 TOKEN = "test-token-standard"
@@ -20,6 +23,18 @@ def request(method: str, keys: list[str], mode: str | None = None) -> bytes:
     if mode is not None:
         data["mode"] = mode
     return json.dumps({"guid": str(uuid.uuid4()), "method": method, "data": data}).encode()
+
+
+def stalled_market_client(sim: Any, keys: list[str]) -> socket.socket:
+    """Blocking: authorize, open a raw WebSocket, subscribe `keys` in full, and never read (so the
+    server's writes back up). Run it in a thread."""
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+    conn.request("GET", "/v3/feed/market-data-feed/authorize",
+                 headers={"Authorization": f"Bearer {TOKEN}"})
+    uri = json.loads(conn.getresponse().read())["data"]["authorized_redirect_uri"]
+    sock = open_raw_websocket(uri, None)
+    sock.sendall(masked_frame(request("sub", keys, "full")))
+    return sock
 
 
 def connect(url: str, token: str = TOKEN, **kwargs: Any) -> Any:

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as up
 
 from fastfeed.sim import Simulator
-from fastfeed.sim.bench import masked_frame, measure_push_rate, open_raw_websocket
+from fastfeed.sim.bench import measure_push_rate
 from fastfeed.sim.market import _BLOB_BYTES
 
-from sim_helpers import TOKEN, connect, request, run, wait_until
+from sim_helpers import TOKEN, connect, request, run, stalled_market_client, wait_until
 
 
 def test_bench_mode_sends_exactly_n_frames_then_closes_1000() -> None:
@@ -37,17 +35,7 @@ def test_bench_mode_sends_exactly_n_frames_then_closes_1000() -> None:
 def test_bench_push_is_bounded_by_backpressure() -> None:
     async def main() -> None:
         async with Simulator(tokens=[TOKEN], bench=True, ping_interval=None) as sim:
-            def stalled_client() -> socket.socket:
-                import http.client
-                conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
-                conn.request("GET", "/v3/feed/market-data-feed/authorize",
-                             headers={"Authorization": f"Bearer {TOKEN}"})
-                uri = json.loads(conn.getresponse().read())["data"]["authorized_redirect_uri"]
-                sock = open_raw_websocket(uri, None)
-                sock.sendall(masked_frame(request("sub", sim.instruments[:50], "full")))
-                return sock  # and never read
-
-            sock = await asyncio.to_thread(stalled_client)
+            sock = await asyncio.to_thread(stalled_market_client, sim, sim.instruments[:50])
             await wait_until(lambda: sim.market_sessions and sim.market_sessions[0].paused)
             session = sim.market_sessions[0]
             sent_when_paused = session.counters.bytes_sent

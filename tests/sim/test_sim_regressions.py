@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import http.client
-import json
 import logging
 import socket
 import struct
@@ -18,11 +16,11 @@ from picows import WSMsgType
 
 import fastfeed.sim.runner
 from fastfeed.sim import Simulator, SimulatorThread
-from fastfeed.sim.auth import fingerprint
-from fastfeed.sim.bench import masked_frame, open_raw_websocket
+from fastfeed.tokens import fingerprint
 from fastfeed.sim.redact import scrub
 
-from sim_helpers import TOKEN, RawFrames, connect, recv_feed, request, run, wait_until
+from sim_helpers import (TOKEN, RawFrames, connect, recv_feed, request, run, stalled_market_client,
+                         wait_until)
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -181,16 +179,8 @@ def test_simulator_thread_stop_leaves_no_task_pending(loop: str, monkeypatch: py
 def test_stop_waits_for_the_tasks_of_the_sessions_it_aborts(loop: str) -> None:
     async def main() -> None:
         async with Simulator(tokens=[TOKEN], bench=True, ping_interval=None) as sim:
-            def stalled_client() -> socket.socket:
-                conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
-                conn.request("GET", "/v3/feed/market-data-feed/authorize",
-                             headers={"Authorization": f"Bearer {TOKEN}"})
-                uri = json.loads(conn.getresponse().read())["data"]["authorized_redirect_uri"]
-                sock = open_raw_websocket(uri, None)
-                sock.sendall(masked_frame(request("sub", sim.instruments[:50], "full")))
-                return sock  # and never read: the close frame cannot get out, stop() must abort
-
-            sock = await asyncio.to_thread(stalled_client)
+            # never reads: the close frame cannot get out, stop() must abort
+            sock = await asyncio.to_thread(stalled_market_client, sim, sim.instruments[:50])
             try:
                 await wait_until(lambda: sim.market_sessions and sim.market_sessions[0].paused,
                                  timeout=10)

@@ -183,9 +183,6 @@ class PortfolioFeed(FeedClient):
         self._streams: weakref.WeakSet[UpdateStream] = weakref.WeakSet()
         self._by_type: Counter[str] = Counter()
         self._errors_by_kind: Counter[str] = Counter()
-        self.frames = 0
-        self.bytes = 0
-        self.updates_applied = 0
         self.decode_errors = 0
         self.updates_missed = 0
 
@@ -209,6 +206,11 @@ class PortfolioFeed(FeedClient):
     def gtt_orders(self) -> Mapping[str, GttUpdate]:
         """gtt_order_id -> latest GttUpdate."""
         return self.book.gtt_orders
+
+    @property
+    def updates_applied(self) -> int:
+        """Records applied to the book (frames that decoded)."""
+        return self.book.updates
 
     def snapshot(self) -> PortfolioSnapshot:
         """All four views as of one moment between two updates."""
@@ -242,8 +244,6 @@ class PortfolioFeed(FeedClient):
 
     # -- the frame path -------------------------------------------------------------------------------
     def _on_message(self, payload: bytes, text: bool) -> None:
-        self.frames += 1
-        self.bytes += len(payload)
         try:
             # Every token this feed has used: the error text drops them.
             record = decode_update(payload, self._scrub.tokens)
@@ -251,7 +251,6 @@ class PortfolioFeed(FeedClient):
             self._bad_frame(exc, len(payload))
             return
         self.book.apply(record)  # the book first: a callback reading it sees this record
-        self.updates_applied += 1
         kind = record.update_type
         self._by_type[kind] += 1
         if self._streams:
@@ -302,7 +301,7 @@ class PortfolioFeed(FeedClient):
         if totals["oversized"]:  # fragmented messages over max_message_size, dropped unread
             errors_by_kind["oversized"] = totals["oversized"]
         out: dict[str, Any] = {
-            "frames": self.frames, "bytes": self.bytes, "updates": self.updates_applied,
+            "frames": totals["frames"], "bytes": totals["bytes"], "updates": self.updates_applied,
             "by_type": {t: self._by_type[t] for t in UPDATE_TYPES},
             "decode_errors": self.decode_errors + totals["oversized"],
             "errors_by_kind": errors_by_kind,
@@ -314,6 +313,5 @@ class PortfolioFeed(FeedClient):
         return out
 
     def __repr__(self) -> str:
-        state = "connected" if self.connected else ("running" if self.running else "stopped")
-        return (f"<PortfolioFeed {self.url} {state} update_types={','.join(self.update_types)} "
+        return (f"<PortfolioFeed {self.url} {self.state} update_types={','.join(self.update_types)} "
                 f"updates={self.updates_applied}>")

@@ -26,6 +26,32 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class Pacer:
+    """How many frames are due at `rate` per second: at most `batch` per call, however far behind
+    the clock is (the loop must get to run), and after a pause or stall of over a second it does
+    not burst to catch up."""
+
+    __slots__ = ("next_t",)
+
+    def __init__(self, now: float) -> None:
+        self.next_t = now
+
+    def reset(self, now: float) -> None:
+        self.next_t = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next frame is due (0 or less: due now)."""
+        return self.next_t - now
+
+    def take(self, now: float, rate: float, batch: int = 256) -> int:
+        interval = 1.0 / rate
+        due = min(batch, int((now - self.next_t) / interval) + 1)
+        self.next_t += due * interval
+        if self.next_t < now - 1.0:
+            self.next_t = now
+        return due
+
+
 class Session(WSListener):  # type: ignore[misc]
     """One accepted WebSocket connection. Subclasses add what the feed sends and understands."""
 

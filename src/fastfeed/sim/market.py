@@ -13,7 +13,7 @@ from fastfeed.proto import fastfeed_market_v3_pb2 as pb
 
 from . import frames
 from .auth import MARKET, Grant
-from .connection import Session, now_ms
+from .connection import Pacer, Session, now_ms
 from .faults import Faults
 from .prices import is_valid_key, stable_seed, universe
 from .redact import redacting_logger
@@ -32,7 +32,6 @@ DEFAULT_CAPS: dict[str, tuple[int, int]] = {
     "full_d30": (50, 50),
 }
 METHODS = ("sub", "unsub", "change_mode")
-_MAX_BATCH = 256          # live frames sent per wake-up at most, however far behind the clock is
 _BLOB_BYTES = 256 * 1024  # benchmark mode: one transport write carries about this many bytes
 _MAX_PENDING = 64
 _YIELD_EVERY = 8          # benchmark mode: writes between two turns of the event loop
@@ -250,7 +249,7 @@ class MarketSession(Session):
         await self.wait_writable()
         self.send_data(frames.market_info(now_ms(), self.sim.phase))
         loop = asyncio.get_running_loop()
-        next_t = loop.time()
+        pacer = Pacer(loop.time())
         while not self.closing:
             if not self.can_send():
                 await self.wait_writable()
@@ -262,31 +261,27 @@ class MarketSession(Session):
             if not self.subscriptions or not rate:
                 self._wake.clear()
                 await self._wake.wait()
-                next_t = loop.time()
+                pacer.reset(loop.time())
                 continue
             if self.sim.bench:
                 await self._push_pool()
                 continue
             now = loop.time()
-            if now < next_t:
+            wait = pacer.wait(now)
+            if wait > 0:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), next_t - now)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            interval = 1.0 / rate
-            due = min(_MAX_BATCH, int((now - next_t) / interval) + 1)
-            for _ in range(due):
+            for _ in range(pacer.take(now, rate)):
                 if not self.can_send() or self._pending:
                     break
                 frame = self.live_frame()
                 if frame is None:
                     break
                 self.send_data(frame)
-            next_t += due * interval
-            if next_t < now - 1.0:
-                next_t = now  # after a pause or stall, do not burst to catch up
             await asyncio.sleep(0)
 
     def _build_pool(self) -> FramePool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .auth import PORTFOLIO, Grant
-from .connection import Session, now_ms
+from .connection import Pacer, Session, now_ms
 from .faults import Faults
 from .prices import KNOWN, Market, stable_seed, universe
 from .redact import redacting_logger
@@ -24,7 +24,6 @@ UPDATE_TYPES = ("order", "position", "holding", "gtt_order")
 _MAX_LIVE_ORDERS = 16
 _MAX_LIVE_GTTS = 8
 _STEPS_PER_EVENT = 64  # a tick steps the book at most this often looking for a wanted update
-_MAX_BATCH = 256  # updates sent per wake-up at most, however far behind the clock is
 _IST = 19_800
 
 
@@ -313,7 +312,7 @@ class PortfolioSession(Session):
 
     async def drive(self) -> None:
         loop = asyncio.get_running_loop()
-        next_t = loop.time()
+        pacer = Pacer(loop.time())
         while not self.closing:
             if not self.can_send():
                 await self.wait_writable()
@@ -323,18 +322,15 @@ class PortfolioSession(Session):
                 await asyncio.sleep(0.1)
                 continue
             now = loop.time()
-            if now < next_t:
-                await asyncio.sleep(next_t - now)
+            wait = pacer.wait(now)
+            if wait > 0:
+                await asyncio.sleep(wait)
                 continue
-            # Catch up with the clock in bounded batches, then let the loop run (reads, a lost
-            # connection, other sessions) before the next batch.
-            interval = 1.0 / rate
-            due = min(_MAX_BATCH, int((now - next_t) / interval) + 1)
-            for _ in range(due):
+            # A bounded batch, then the loop runs (reads, a lost connection, other sessions).
+            for _ in range(pacer.take(now, rate)):
                 if not self.can_send():
                     break
                 frame = self.next_update()
                 if frame is not None:
                     self.send_data(frame)
-            next_t = max(next_t + due * interval, now - 1.0)
             await asyncio.sleep(0)

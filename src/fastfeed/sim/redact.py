@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from .auth import fingerprint
+from fastfeed.tokens import fingerprint
 
 # picows logs the raw upgrade request (bytes, shown with their repr) below DEBUG, so a header ends
 # at a real CR/LF or at the `\r` of a repr, and a token at whitespace, a quote or a backslash.

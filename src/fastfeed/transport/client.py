@@ -18,8 +18,7 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-from fastfeed.errors import (AuthenticationError, FastfeedError, FeedConnectionError,
-                             ReconnectStoppedError)
+from fastfeed.errors import AuthenticationError, FastfeedError, ReconnectStoppedError
 from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, ERROR, GAP, OPEN,
                              RECONNECTING, EventRegistry, Gap)
 from fastfeed.loop import new_event_loop
@@ -320,7 +319,7 @@ class FeedClient:
                     self.events.emit(ERROR, exc)
                     self._stop(exc, f"{exc}; a new access token is needed")
                     return
-                except (FeedConnectionError, FastfeedError) as exc:
+                except FastfeedError as exc:  # FeedConnectionError and its kin: try again
                     failures += 1
                     self.failed_attempts += 1
                     log.warning("%s", exc)
@@ -431,15 +430,8 @@ class FeedClient:
             return
         self._opened(listener)
 
-    def _ws_disconnected(self, listener: Any) -> None:
-        """Called by FeedListener.on_ws_disconnected; the loss is handled in _serve, which awaits
-        the transport (so this stays a no-op, but the listener needs it)."""
-
     def _frame_failed(self, listener: Any, exc: BaseException, size: int) -> None:
         self._report_bad_frame(exc, size)
-
-    def _market_info(self, listener: Any) -> None:
-        pass
 
     def _callback_failed(self, exc: BaseException) -> None:
         self.events.callback_errors += 1
@@ -476,7 +468,11 @@ class FeedClient:
             out[k] = totals[k]
         return out
 
+    @property
+    def state(self) -> str:
+        """"connected", "running" (connecting or between connections) or "stopped"."""
+        return "connected" if self.connected else ("running" if self.running else "stopped")
+
     def __repr__(self) -> str:
-        state = "connected" if self.connected else ("running" if self.running else "stopped")
-        return f"<{type(self).__name__} {self.url} {state} connections={self.connections}>"
+        return f"<{type(self).__name__} {self.url} {self.state} connections={self.connections}>"
 

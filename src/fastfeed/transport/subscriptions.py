@@ -82,11 +82,8 @@ class SubscriptionBook:
         for the max_instruments check: every wanted key the decoder does not know would take a
         row. Rows are never freed, so a key once known stays known.
         """
-        check_mode(mode)
         keys = normalize_keys(keys)
-        if mode == "full_d30" and not self.plus:
-            raise SubscriptionLimitError("full_d30 (Upstox Plus only)", 0, len(keys),
-                                         "pass plus=True if the account has Upstox Plus")
+        self._check_mode(mode, keys)
         wanted = self.wanted
         counts = self._counts_after(keys, mode)
         self._check_caps(counts)
@@ -101,14 +98,11 @@ class SubscriptionBook:
         return keys
 
     def change_mode(self, keys: str | Iterable[str], mode: str) -> list[str]:
-        check_mode(mode)
         keys = normalize_keys(keys)
+        self._check_mode(mode, keys)
         missing = [k for k in keys if k not in self.wanted]
         if missing:
             raise ValueError(f"change_mode of {len(missing)} key(s) not subscribed, e.g. {missing[0]!r}")
-        if mode == "full_d30" and not self.plus:
-            raise SubscriptionLimitError("full_d30 (Upstox Plus only)", 0, len(keys),
-                                         "pass plus=True if the account has Upstox Plus")
         counts = self._counts_after(keys, mode)
         self._check_caps(counts)
         for key in keys:
@@ -128,6 +122,12 @@ class SubscriptionBook:
         return keys
 
     # -- checks -----------------------------------------------------------------------------------
+    def _check_mode(self, mode: str, keys: list[str]) -> None:
+        check_mode(mode)
+        if mode == "full_d30" and not self.plus:
+            raise SubscriptionLimitError("full_d30 (Upstox Plus only)", 0, len(keys),
+                                         "pass plus=True if the account has Upstox Plus")
+
     def _counts_after(self, keys: list[str], mode: str) -> Counter[str]:
         counts = Counter(self._counts)  # one entry per mode: a copy costs nothing
         wanted = self.wanted
