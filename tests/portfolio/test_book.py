@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from typing import Callable
 
 import pytest
 
@@ -20,6 +21,37 @@ from fastfeed.sim.portfolio import PortfolioBook as SimBook
 from fastfeed.sim.prices import Market
 
 KEY = "NSE_EQ|INE848E01016"
+
+
+def readers_during(read_once: Callable[[], None], write: Callable[[], None], readers: int = 2) -> int:
+    """Run `read_once` in a loop on `readers` threads while `write` runs on this one, switching
+    threads often so that readers are caught mid-iteration; re-raise a reader's failure."""
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    reads = [0]
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                read_once()
+                reads[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(readers)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        write()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        sys.setswitchinterval(interval)
+    assert not errors, errors[0]
+    return reads[0]
 
 
 def order(status: str, filled: int, quantity: int = 5, order_id: str = "240221025997024",
@@ -137,40 +169,21 @@ def test_reading_from_another_thread_while_updates_are_applied() -> None:
                for i in range(n)]
     positions = [PositionUpdate(instrument_token=f"NSE_EQ|K{i % 2000}", quantity=i)
                  for i in range(n)]
-    errors: list[BaseException] = []
-    stop = threading.Event()
-    reads = [0]
+    def read_once() -> None:
+        for view in (book.orders, book.positions):
+            n = 0
+            for key in view:  # iterate while the writer keeps adding keys
+                n += view[key].quantity is not None
+            assert n == len(view)
+        snap = book.snapshot()
+        assert len(snap.orders) + len(snap.positions) <= snap.updates
 
-    def reader() -> None:
-        try:
-            while not stop.is_set():
-                for view in (book.orders, book.positions):
-                    n = 0
-                    for key in view:  # iterate while the writer keeps adding keys
-                        n += view[key].quantity is not None
-                    assert n == len(view)
-                snap = book.snapshot()
-                assert len(snap.orders) + len(snap.positions) <= snap.updates
-                reads[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=reader) for _ in range(2)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads often, so readers are caught mid-iteration
-    try:
-        for t in threads:
-            t.start()
+    def write() -> None:
         for o, p in zip(records, positions):
             book.apply(o)
             book.apply(p)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-        sys.setswitchinterval(interval)
-    assert not errors, errors[0]
-    assert reads[0] > 0
+
+    assert readers_during(read_once, write) > 0
     assert len(book.orders) == n and len(book.positions) == 2000
     assert book.updates == 2 * n
 
@@ -197,37 +210,18 @@ def test_snapshot_is_one_moment_while_updates_are_applied() -> None:
                     PositionUpdate(instrument_token=f"NSE_EQ|P{i}", quantity=i),
                     HoldingUpdate(instrument_token=f"NSE_EQ|H{i}", quantity=i),
                     GttUpdate(gtt_order_id=f"GTT{i}", rules=())]
-    errors: list[BaseException] = []
-    stop = threading.Event()
-    reads = [0]
+    def read_once() -> None:
+        snap = book.snapshot()
+        total = len(snap.orders) + len(snap.positions) + len(snap.holdings) + len(snap.gtt_orders)
+        assert total == snap.updates, (total, snap.updates)
 
-    def reader() -> None:
-        try:
-            while not stop.is_set():
-                snap = book.snapshot()
-                total = len(snap.orders) + len(snap.positions) + len(snap.holdings) + len(snap.gtt_orders)
-                assert total == snap.updates, (total, snap.updates)
-                reads[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=reader) for _ in range(2)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for t in threads:
-            t.start()
+    def write() -> None:
         with book._read_lock:  # a reader in its slow path does not hold up the writer
             for r in records[: len(records) // 2]:
                 book.apply(r)
         for r in records[len(records) // 2:]:
             book.apply(r)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-        sys.setswitchinterval(interval)
-    assert not errors, errors[0]
-    assert reads[0] > 0
+
+    assert readers_during(read_once, write) > 0
     snap = book.snapshot()
     assert snap.updates == 4 * n and len(snap.gtt_orders) == n
