@@ -5,12 +5,13 @@ from fastfeed._decode import FeedDecoder
 from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
 from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedConnectionError,
-                             InstrumentLimitError, PortfolioDecodeError, ReconnectStoppedError,
-                             SubscriptionLimitError)
+                             HubGoneError, InstrumentLimitError, PortfolioDecodeError,
+                             ReconnectStoppedError, SubscriptionLimitError)
 from fastfeed.events import Gap
 from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
 from fastfeed.portfolio import PortfolioFeed
 from fastfeed.quote import Bar, Quote
+from fastfeed.shared import SharedFeed, attach
 from fastfeed.transport import FeedClient, ReconnectPolicy
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -27,6 +28,7 @@ __all__ = [
     "FeedConnectionError",
     "FeedDecoder",
     "Gap",
+    "HubGoneError",
     "InstrumentLimitError",
     "MarketFeed",
     "PortfolioDecodeError",
@@ -37,9 +39,11 @@ __all__ = [
     "ReconnectPolicy",
     "ReconnectStoppedError",
     "RingReader",
+    "SharedFeed",
     "Store",
     "SubscriptionLimitError",
     "UPSTOX_MARKET_URL",
     "UpdateBatch",
+    "attach",
     "to_dict",
 ]

@@ -173,9 +173,11 @@ cdef class FeedDecoder:
     store may be on any thread.
     """
 
-    def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16):
-        self.store = Store(max_instruments, ring_capacity)
-        self.last_entry = <int32_t*>malloc(max_instruments * sizeof(int32_t))
+    def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16,
+                  Store store=None):
+        # `store`: one built by the caller (e.g. over shared memory) instead of a new one.
+        self.store = Store(max_instruments, ring_capacity) if store is None else store
+        self.last_entry = <int32_t*>malloc(self.store.max_instruments * sizeof(int32_t))
         if self.last_entry == NULL:
             raise MemoryError()
         self.market_status = {}

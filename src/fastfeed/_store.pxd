@@ -139,6 +139,10 @@ cdef class Store:
     cdef list keys                  # row -> str, made once per new instrument
     cdef object _rows_array
     cdef object _ring_array
+    # Built over a caller's buffer (e.g. shared memory): every table lies in it, nothing grows.
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef bint fixed
     cdef object __weakref__
 
     cdef inline int32_t find(self, const char* key, Py_ssize_t size, uint64_t h) noexcept nogil:
@@ -163,6 +167,8 @@ cdef class Store:
         rec.seq = self.head
         return rec
 
+    cdef int _allocate(self, Py_ssize_t slots) except -1
+    cdef int _over_buffer(self, object buffer, Py_ssize_t slots, bint attach) except -1
     cdef void mark_all_stale(self) noexcept nogil
     cdef object _records_from(self, uint64_t position, uint64_t n)
 

@@ -1,5 +1,6 @@
 """Instrument registry, snapshot table, update ring and ring readers, all fixed at construction."""
 
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.math cimport NAN
 from libc.stdint cimport int32_t, uint32_t, int64_t, uint64_t
@@ -16,6 +17,35 @@ import numpy as np
 from fastfeed.quote import Bar as _PyBar, Quote, KIND_NAMES, mode_name
 
 cdef Py_ssize_t ARENA_PER_KEY = 48
+# Over a caller's buffer the arena cannot grow: room for keys longer than any Upstox key.
+cdef Py_ssize_t FIXED_ARENA_PER_KEY = 64
+
+
+cdef Py_ssize_t _slots_for(int max_instruments):
+    cdef Py_ssize_t slots = 8
+    while slots < 2 * max_instruments:
+        slots <<= 1
+    return slots
+
+
+cdef inline Py_ssize_t _align(Py_ssize_t n):
+    return (n + 63) & ~63
+
+
+cdef tuple _offsets(int max_instruments, Py_ssize_t ring_capacity, Py_ssize_t slots):
+    # The fixed layout of a store over a buffer: each table on its own cache line.
+    # Returns the offsets of rows, records, slot hashes, slot rows, key offsets, key lengths,
+    # the key arena, and the total size.
+    cdef Py_ssize_t o = 0
+    out = []
+    for size in (max_instruments * sizeof(QuoteRow), ring_capacity * sizeof(UpdateRecord),
+                 slots * sizeof(uint64_t), slots * sizeof(int32_t),
+                 max_instruments * sizeof(Py_ssize_t), max_instruments * sizeof(int32_t),
+                 max_instruments * FIXED_ARENA_PER_KEY):
+        out.append(o)
+        o = _align(o + size)
+    out.append(o)
+    return tuple(out)
 
 
 def _struct_dtype(fields, Py_ssize_t itemsize):
@@ -124,8 +154,10 @@ cdef class Store:
     thread (see ``QuoteRow.seq``).
     """
 
-    def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16):
-        cdef Py_ssize_t slots = 8
+    def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16,
+                  buffer=None, bint attach=False):
+        cdef Py_ssize_t slots = _slots_for(max_instruments)
+        cdef char* base
         if max_instruments < 1:
             raise ValueError("max_instruments must be at least 1")
         if ring_capacity < 2 or ring_capacity & (ring_capacity - 1):
@@ -133,32 +165,76 @@ cdef class Store:
         self.max_instruments = max_instruments
         self.ring_capacity = ring_capacity
         self.ring_mask = ring_capacity - 1
-        self._rows_array = np.zeros(max_instruments, dtype=ROW_DTYPE)
-        self._ring_array = np.zeros(ring_capacity, dtype=RECORD_DTYPE)
+        self.slot_mask = slots - 1
+        self.keys = []
+        if buffer is None:
+            if attach:
+                raise ValueError("attach needs the buffer of an existing store")
+            self._allocate(slots)
+        else:
+            self._over_buffer(buffer, slots, attach)
+        if not attach:
+            # np.zeros maps pages lazily; write them now so that resident memory is fixed here
+            # and the first pass over the ring costs no page faults on the hot path.
+            memset(self.rows, 0, max_instruments * sizeof(QuoteRow))
+            memset(self.records, 0, ring_capacity * sizeof(UpdateRecord))
+            for i in range(max_instruments):
+                self.rows[i].ltpc_iep = NAN
+            memset(self.slot_hash, 0, slots * sizeof(uint64_t))
+            memset(self.slot_row, 0xFF, slots * sizeof(int32_t))
+
+    cdef int _allocate(self, Py_ssize_t slots) except -1:
+        self._rows_array = np.zeros(self.max_instruments, dtype=ROW_DTYPE)
+        self._ring_array = np.zeros(self.ring_capacity, dtype=RECORD_DTYPE)
         self._rows_array.flags.writeable = True
         self.rows = <QuoteRow*>_address(self._rows_array)
         self.records = <UpdateRecord*>_address(self._ring_array)
-        # np.zeros maps pages lazily; write them now so that resident memory is fixed here and
-        # the first pass over the ring costs no page faults on the hot path.
-        memset(self.rows, 0, max_instruments * sizeof(QuoteRow))
-        memset(self.records, 0, ring_capacity * sizeof(UpdateRecord))
-        for i in range(max_instruments):
-            self.rows[i].ltpc_iep = NAN
-        while slots < 2 * max_instruments:
-            slots <<= 1
-        self.slot_mask = slots - 1
         self.slot_hash = <uint64_t*>calloc(slots, sizeof(uint64_t))
         self.slot_row = <int32_t*>malloc(slots * sizeof(int32_t))
-        self.key_off = <Py_ssize_t*>calloc(max_instruments, sizeof(Py_ssize_t))
-        self.key_len = <int32_t*>calloc(max_instruments, sizeof(int32_t))
-        self.arena_size = max_instruments * ARENA_PER_KEY
+        self.key_off = <Py_ssize_t*>calloc(self.max_instruments, sizeof(Py_ssize_t))
+        self.key_len = <int32_t*>calloc(self.max_instruments, sizeof(int32_t))
+        self.arena_size = self.max_instruments * ARENA_PER_KEY
         self.arena = <char*>malloc(self.arena_size)
         if not (self.slot_hash and self.slot_row and self.key_off and self.key_len and self.arena):
             raise MemoryError()
-        memset(self.slot_row, 0xFF, slots * sizeof(int32_t))
-        self.keys = []
+        return 0
+
+    cdef int _over_buffer(self, object buffer, Py_ssize_t slots, bint attach) except -1:
+        # Every table at a fixed offset of the caller's buffer (Store.buffer_size bytes), so that
+        # another process mapping the same bytes finds them: nothing here may grow.
+        cdef Py_ssize_t size = Store.buffer_size(self.max_instruments, self.ring_capacity)
+        cdef Py_ssize_t o_rows, o_records, o_hash, o_row, o_off, o_len, o_arena
+        cdef char* base
+        PyObject_GetBuffer(buffer, &self._view, PyBUF_SIMPLE if attach else PyBUF_WRITABLE)
+        self._has_view = True
+        self.fixed = True
+        if self._view.len < size:
+            raise ValueError(f"the store needs {size} bytes, the buffer has {self._view.len}")
+        o_rows, o_records, o_hash, o_row, o_off, o_len, o_arena, _ = _offsets(
+            self.max_instruments, self.ring_capacity, slots)
+        base = <char*>self._view.buf
+        self.rows = <QuoteRow*>(base + o_rows)
+        self.records = <UpdateRecord*>(base + o_records)
+        self.slot_hash = <uint64_t*>(base + o_hash)
+        self.slot_row = <int32_t*>(base + o_row)
+        self.key_off = <Py_ssize_t*>(base + o_off)
+        self.key_len = <int32_t*>(base + o_len)
+        self.arena = base + o_arena
+        self.arena_size = self.max_instruments * FIXED_ARENA_PER_KEY
+        view = memoryview(buffer)
+        self._rows_array = np.frombuffer(view, ROW_DTYPE, self.max_instruments, o_rows)
+        self._ring_array = np.frombuffer(view, RECORD_DTYPE, self.ring_capacity, o_records)
+        return 0
+
+    @staticmethod
+    def buffer_size(int max_instruments, Py_ssize_t ring_capacity):
+        """Bytes a store of this size takes when built over a caller's buffer (``buffer=``)."""
+        return _offsets(max_instruments, ring_capacity, _slots_for(max_instruments))[7]
 
     def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+            return
         free(self.slot_hash)
         free(self.slot_row)
         free(self.key_off)
@@ -173,6 +249,8 @@ cdef class Store:
         if row >= self.max_instruments:
             return -1
         if self.arena_used + size > self.arena_size:
+            if self.fixed:
+                raise MemoryError(f"the store's key arena ({self.arena_size} bytes) is full")
             grown = <char*>realloc(self.arena, 2 * self.arena_size + size)
             if grown == NULL:
                 raise MemoryError()

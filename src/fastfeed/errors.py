@@ -73,3 +73,17 @@ class PortfolioDecodeError(FastfeedError, ValueError):
         self.kind = kind
         self.reason = reason
         self.text = text
+
+
+class HubGoneError(FastfeedError, ConnectionError):
+    """The hub behind a shared feed stopped, died, or was replaced by a new one (`restarted`).
+    The reader's view is frozen at the hub's last write: attach again to follow a new hub."""
+
+    def __init__(self, name: str, reason: str, restarted: bool = False) -> None:
+        super().__init__(f"shared feed {name!r}: {reason}")
+        self.name = name
+        self.restarted = restarted
+
+
+class SegmentLayoutError(FastfeedError, ValueError):
+    """A shared-memory segment that is not a fastfeed store this version can read."""

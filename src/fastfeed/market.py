@@ -77,14 +77,23 @@ class MarketFeed(FeedClient):
                  max_instruments: int = 4096, ring_capacity: int = 1 << 16,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK) -> None:
+                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK,
+                 share: str | None = None) -> None:
         check_mode(mode)
         super().__init__(access_token, token_provider=token_provider, url=url, authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
                          max_frame_size=max_message_size)
         self.plus = plus
-        self.decoder = FeedDecoder(max_instruments, ring_capacity)
+        # share=NAME: the store lives in a named shared-memory segment that other processes
+        # read with fastfeed.attach(NAME); see fastfeed.shared.
+        self._share = None
+        if share is not None:
+            from fastfeed.shared.host import ShareHost
+            self._share = ShareHost(share, max_instruments, ring_capacity)
+            self.decoder = self._share.decoder
+        else:
+            self.decoder = FeedDecoder(max_instruments, ring_capacity)
         self.store: Store = self.decoder.store
         self._max_message_size = max_message_size
         self._request_chunk = request_chunk
@@ -347,7 +356,20 @@ class MarketFeed(FeedClient):
             listener.wake = self._wake
         return listener
 
+    async def _run(self) -> None:
+        share = self._share
+        if share is None:
+            await super()._run()
+            return
+        await share.start(self)
+        try:
+            await super()._run()
+        finally:
+            await share.stop()
+
     def _on_open(self, listener: Any, attempts: int) -> None:
+        if self._share is not None:
+            self._share.connection(self)
         with self._book_lock:
             by_mode = self._book.by_mode()
         transport = listener.transport
@@ -356,6 +378,8 @@ class MarketFeed(FeedClient):
                 transport.send(_BINARY, payload)
 
     def _on_lost(self, listener: Any, closing: bool) -> None:
+        if self._share is not None:
+            self._share.connection(self)
         if closing:
             self._release_waiters(None)
             return
@@ -385,6 +409,11 @@ class MarketFeed(FeedClient):
         return {"recv_minus_server_ms": _percentiles(server_lag),
                 "frame_to_callback_us": _percentiles(samples)}
 
+    @property
+    def share(self) -> str | None:
+        """The name readers attach to (``fastfeed.attach``), if the store is shared."""
+        return self._share.name if self._share is not None else None
+
     def stats(self) -> dict[str, Any]:
         d = self.decoder
         totals = self._listener_totals()
@@ -397,6 +426,8 @@ class MarketFeed(FeedClient):
             "market_info": d.market_info_frames, "instruments": len(self.store),
             "subscriptions": len(self._book), "ring_overruns": self.ring_overruns, "gaps": self.gaps,
         }
+        if self._share is not None:
+            out["readers"] = self._share.readers
         out.update(self._connection_stats(totals))
         out["latency"] = self.latency()
         return out
