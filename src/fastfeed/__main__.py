@@ -11,6 +11,7 @@ COMMANDS = {
     "sim": ("fastfeed.cli.sim", "run the Upstox-compatible simulator"),
     "demo": ("fastfeed.cli.demo", "live table from the embedded simulator"),
     "watch": ("fastfeed.cli.watch", "live table from real Upstox (UPSTOX_ACCESS_TOKEN)"),
+    "hub": ("fastfeed.cli.hub", "share one connection with local processes (shared memory)"),
 }
 
 
