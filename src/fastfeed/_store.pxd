@@ -140,8 +140,7 @@ cdef class Store:
     cdef object _rows_array
     cdef object _ring_array
     # Built over a caller's buffer (e.g. shared memory): every table lies in it, nothing grows.
-    cdef Py_buffer _view
-    cdef bint _has_view
+    cdef object _memory
     cdef bint fixed
     cdef object __weakref__
 

@@ -1,6 +1,7 @@
 """Instrument registry, snapshot table, update ring and ring readers, all fixed at construction."""
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_FillInfo, PyBuffer_Release,
+                             PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.math cimport NAN
 from libc.stdint cimport int32_t, uint32_t, int64_t, uint64_t
@@ -46,6 +47,29 @@ cdef tuple _offsets(int max_instruments, Py_ssize_t ring_capacity, Py_ssize_t sl
         o = _align(o + size)
     out.append(o)
     return tuple(out)
+
+
+cdef class _Memory:
+    """A caller's buffer, held for a store built over it, and what its numpy views are made
+    from. Not a memoryview: the garbage collector may clear a memoryview in a reference cycle
+    while views still export it, which fails; this holds no references it could clear."""
+
+    cdef Py_buffer view
+    cdef bint held
+
+    def __cinit__(self, buffer, bint writable):
+        PyObject_GetBuffer(buffer, &self.view, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+        self.held = True
+
+    def __dealloc__(self):
+        if self.held:
+            PyBuffer_Release(&self.view)
+
+    def __getbuffer__(self, Py_buffer* out, int flags):
+        PyBuffer_FillInfo(out, self, self.view.buf, self.view.len, self.view.readonly, flags)
+
+    def __releasebuffer__(self, Py_buffer* out):
+        pass
 
 
 def _struct_dtype(fields, Py_ssize_t itemsize):
@@ -205,14 +229,14 @@ cdef class Store:
         cdef Py_ssize_t size = Store.buffer_size(self.max_instruments, self.ring_capacity)
         cdef Py_ssize_t o_rows, o_records, o_hash, o_row, o_off, o_len, o_arena
         cdef char* base
-        PyObject_GetBuffer(buffer, &self._view, PyBUF_SIMPLE if attach else PyBUF_WRITABLE)
-        self._has_view = True
+        cdef _Memory memory = _Memory(buffer, not attach)
+        self._memory = memory
         self.fixed = True
-        if self._view.len < size:
-            raise ValueError(f"the store needs {size} bytes, the buffer has {self._view.len}")
+        if memory.view.len < size:
+            raise ValueError(f"the store needs {size} bytes, the buffer has {memory.view.len}")
         o_rows, o_records, o_hash, o_row, o_off, o_len, o_arena, _ = _offsets(
             self.max_instruments, self.ring_capacity, slots)
-        base = <char*>self._view.buf
+        base = <char*>memory.view.buf
         self.rows = <QuoteRow*>(base + o_rows)
         self.records = <UpdateRecord*>(base + o_records)
         self.slot_hash = <uint64_t*>(base + o_hash)
@@ -221,9 +245,11 @@ cdef class Store:
         self.key_len = <int32_t*>(base + o_len)
         self.arena = base + o_arena
         self.arena_size = self.max_instruments * FIXED_ARENA_PER_KEY
-        view = memoryview(buffer)
-        self._rows_array = np.frombuffer(view, ROW_DTYPE, self.max_instruments, o_rows)
-        self._ring_array = np.frombuffer(view, RECORD_DTYPE, self.ring_capacity, o_records)
+        self._rows_array = np.frombuffer(memory, ROW_DTYPE, self.max_instruments, o_rows)
+        self._ring_array = np.frombuffer(memory, RECORD_DTYPE, self.ring_capacity, o_records)
+        # Only the decoder writes, through the pointers above.
+        self._rows_array.flags.writeable = False
+        self._ring_array.flags.writeable = False
         return 0
 
     @staticmethod
@@ -232,9 +258,8 @@ cdef class Store:
         return _offsets(max_instruments, ring_capacity, _slots_for(max_instruments))[7]
 
     def __dealloc__(self):
-        if self._has_view:
-            PyBuffer_Release(&self._view)
-            return
+        if self.fixed:
+            return  # the memory is the caller's
         free(self.slot_hash)
         free(self.slot_row)
         free(self.key_off)

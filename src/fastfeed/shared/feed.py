@@ -48,7 +48,9 @@ class SharedFeed:
         self._store = self._view.store
         self._timeout = timeout
         self._control: ControlClient | None = None
-        self._gone: HubGoneError | None = None
+        # Why the hub is gone, once it is: (reason, restarted). Kept as plain values and raised
+        # afresh each time, so that no traceback ties this feed into a reference cycle.
+        self._gone: tuple[str, bool] | None = None
         self._probed_ns = 0
         self._try_control()
 
@@ -73,13 +75,13 @@ class SharedFeed:
         self._check()
         return self._view.connected
 
-    def _probe(self, force: bool = False) -> HubGoneError | None:
+    def _probe(self, force: bool = False) -> tuple[str, bool] | None:
         if self._gone is not None:
             return self._gone
         view = self._view
         gone = None
         if view.state == STATE_CLOSED:
-            gone = HubGoneError(self.name, "the hub was stopped")
+            gone = ("the hub was stopped", False)
         else:
             now = time.monotonic_ns()
             if not force and now - self._probed_ns < _PROBE_NS:
@@ -87,19 +89,18 @@ class SharedFeed:
             self._probed_ns = now
             inode = inode_of(self.name)
             if inode is not None and inode != self._inode:
-                gone = HubGoneError(self.name, "a new hub serves this name; attach again",
-                                    restarted=True)
+                gone = ("a new hub serves this name; attach again", True)
             elif not pid_alive(view.writer_pid):
-                gone = HubGoneError(self.name, f"the hub (pid {view.writer_pid}) died")
+                gone = (f"the hub (pid {view.writer_pid}) died", False)
             elif inode is None:
-                gone = HubGoneError(self.name, "the hub's segment was removed")
+                gone = ("the hub's segment was removed", False)
         self._gone = gone
         return gone
 
     def _check(self) -> None:
         gone = self._probe()
         if gone is not None:
-            raise gone
+            raise HubGoneError(self.name, *gone)
 
     # -- reading ------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
