@@ -11,6 +11,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e-mode", default="full", help="subscription mode for --e2e")
     parser.add_argument("--e2e-per-frame", type=int, default=1,
                         help="instruments per frame for --e2e")
+    parser.add_argument("--shared", action="store_true",
+                        help="only the shared-memory hub's delay to a reader in another process, "
+                             "against a ZeroMQ relay (fastfeed.benchmark.shared)")
+    parser.add_argument("--boost", action="store_true",
+                        help="with --shared: readers in the real-time class (needs root)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +27,13 @@ def run(args: argparse.Namespace) -> int:
 
     # No spinner: its refresh thread would share the GIL and the cores with what is measured.
     console = Console()
+    if args.shared:
+        from fastfeed.benchmark import shared
+
+        console.print("commit-to-read delay, reader in another process...", style="dim")
+        console.print(shared.format_rows(shared.compare(2000 if args.quick else 5000,
+                                                        boost=args.boost)), soft_wrap=True)
+        return 0
     budget = 0.02 if args.quick else 0.1
     console.print("decoding the same frames four ways...", style="dim")
     rows = compare(budget)

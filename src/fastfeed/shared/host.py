@@ -58,11 +58,15 @@ class ShareHost:
             await self.control.start()
 
     async def stop(self) -> None:
-        """Close the socket, mark the segment closed and unlink it. Readers see the hub gone."""
-        self._closed = True
+        """Close the socket, then the segment (see `close`)."""
         control, self.control = self.control, None
         if control is not None:
             await control.stop()
+        self.close()
+
+    def close(self) -> None:
+        """Mark the segment closed and unlink it: readers see the hub gone."""
+        self._closed = True
         self._finalizer()
 
     def connection(self, feed: Any) -> None:

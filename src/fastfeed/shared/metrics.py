@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from fastfeed.errors import FastfeedError
+
 log = logging.getLogger(__name__)
 
 # Seconds. Upstox's currentTs has millisecond resolution, so nothing finer.
@@ -100,7 +102,11 @@ class MetricsServer:
     """``--metrics-port``: an HTTP endpoint with the hub's metrics, and the fold thread."""
 
     def __init__(self, feed: Any, port: int, host: str = "127.0.0.1") -> None:
-        from prometheus_client import CollectorRegistry, start_http_server
+        try:
+            from prometheus_client import CollectorRegistry, start_http_server
+        except ImportError:
+            raise FastfeedError("metrics need prometheus-client: pip install 'fastfeed[shared]'") \
+                from None
 
         self.lag = LagHistogram(feed.store)
         self.registry = CollectorRegistry(auto_describe=False)
