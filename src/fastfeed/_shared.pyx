@@ -266,14 +266,17 @@ cdef class SegmentView:
         cdef Store s = self.store
         cdef uint64_t head = _load(&h.head)
         cdef int n, row
+        cdef Py_ssize_t off, size
         FF_ACQUIRE_FENCE()
         n = <int>_load(<uint64_t*>&h.n_rows)
         if n > s.max_instruments:
             n = s.max_instruments
         # No Python code runs in this loop, so another thread cannot interleave its appends.
         for row in range(len(s.keys), n):
-            s.keys.append(s.arena[s.key_off[row]:s.key_off[row] + s.key_len[row]].decode(
-                "utf-8", "replace"))
+            off, size = s.key_off[row], s.key_len[row]
+            if off < 0 or size < 0 or off + size > s.arena_size:
+                off = size = 0  # never read outside the arena, whatever the segment says
+            s.keys.append(s.arena[off:off + size].decode("utf-8", "replace"))
         ff_raise_int(&s.n_rows, n)
         ff_raise_u64(&s.head, head)
 

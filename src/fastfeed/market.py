@@ -66,6 +66,10 @@ class MarketFeed(FeedClient):
     Events (``on(event, fn)``): ``open()``, ``close(code, reason)``, ``error(exc)``,
     ``reconnecting(message)``, ``autoReconnectStopped(message)`` (the SDK's names and arguments),
     ``market_status(dict segment -> status)`` and ``gap(Gap)``. Callbacks run on the feed's loop.
+
+    ``share="NAME"`` keeps the store in the shared-memory segment /dev/shm/NAME, read by other
+    processes through ``fastfeed.attach("NAME")``, and serves their subscription requests while
+    the feed runs; closing the feed unlinks the segment (see :mod:`fastfeed.shared`).
     """
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)

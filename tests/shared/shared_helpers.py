@@ -113,6 +113,18 @@ def _reader_main(name: str, conn: Any, attach_timeout: float) -> None:
                 key, timeout = args
                 quote = asyncio.run(feed.wait_for(key, timeout=timeout))
                 conn.send(("ok", quote.key, quote.updates))
+            elif command == "updates":
+                # Records from the async iterator, polling or spinning, until `n` arrived.
+                n, busy = args
+
+                async def collect() -> np.ndarray:
+                    seqs = []
+                    async for batch in feed.updates(busy_poll=busy):
+                        seqs.append(batch.records["seq"].copy())
+                        if sum(map(len, seqs)) >= n:
+                            return np.concatenate(seqs)
+                    raise AssertionError("updates() ended")
+                conn.send(("ok", asyncio.run(asyncio.wait_for(collect(), LONG))))
             elif command == "quote":
                 quote = feed.quote(*args)
                 conn.send(("ok", None if quote is None else (quote.key, quote.updates)))

@@ -91,6 +91,8 @@ class WriterSegment:
     def __init__(self, name: str, max_instruments: int, ring_capacity: int) -> None:
         self.name = check_name(name)
         self.path = segment_path(name)
+        if not os.path.isdir(SHM_DIR):
+            raise FastfeedError(f"shared feeds need {SHM_DIR} (Linux)")
         self.size = segment_size(max_instruments, ring_capacity)
         self.generation = 1
         old = identity_of(self.path)
