@@ -365,7 +365,10 @@ class MarketFeed(FeedClient):
         if share is None:
             await super()._run()
             return
-        await share.start(self)
+        try:
+            await share.start(self)
+        except OSError as exc:  # readers can still read; they cannot ask for instruments
+            log.error("shared feed %s: no control socket: %s", share.name, exc)
         try:
             await super()._run()
         finally:

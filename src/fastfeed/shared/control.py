@@ -225,6 +225,9 @@ class ControlServer:
                 raise ValueError(f"unknown request {op!r}")
         except (ValueError, FastfeedError) as exc:  # SubscriptionLimitError is a ValueError
             reply = _error_reply(exc)
+        except Exception as exc:  # a bug: the reader gets an answer, the hub goes on
+            log.exception("a control request failed")
+            reply = {"ok": False, "error": "FastfeedError", "message": f"hub error: {exc}"}
         reply["id"] = request_id
         return reply
 
