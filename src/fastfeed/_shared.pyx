@@ -230,8 +230,10 @@ cdef class SegmentView:
     cdef readonly Store store
     cdef uint64_t _status_seq
     cdef object _status
+    cdef int64_t _probed_ns
+    cdef readonly int64_t probe_ns
 
-    def __cinit__(self, segment):
+    def __cinit__(self, segment, int64_t probe_ns=50_000_000):
         cdef Header* h
         PyObject_GetBuffer(segment, &self._view, PyBUF_SIMPLE)
         self._has_view = True
@@ -254,6 +256,7 @@ cdef class SegmentView:
                             buffer=mem[HEADER_SIZE:HEADER_SIZE + h.store_size], attach=True)
         self._status_seq = 0
         self._status = {}
+        self.probe_ns = probe_ns
         self.sync()
 
     def __dealloc__(self):
@@ -279,6 +282,18 @@ cdef class SegmentView:
             s.keys.append(s.arena[off:off + size].decode("utf-8", "replace"))
         ff_raise_int(&s.n_rows, n)
         ff_raise_u64(&s.head, head)
+
+    cpdef bint due(self):
+        """True when the writer has marked the segment closed, or when `probe_ns` have passed
+        since the last True: time to look at the writer's pid and the segment's name."""
+        cdef int64_t t
+        if _load(&self.hdr.state) == STATE_CLOSED:
+            return True
+        t = now_ns()
+        if t - self._probed_ns >= self.probe_ns:
+            self._probed_ns = t
+            return True
+        return False
 
     @property
     def head(self):

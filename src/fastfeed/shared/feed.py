@@ -30,8 +30,6 @@ from fastfeed.transport.subscriptions import check_mode, normalize_keys
 
 log = logging.getLogger(__name__)
 
-_PROBE_NS = 50_000_000  # how often reads look at the writer's pid and the segment's name
-
 
 class SharedFeed:
     """One process's view of a shared store. Build it with :func:`attach`."""
@@ -51,7 +49,6 @@ class SharedFeed:
         # Why the hub is gone, once it is: (reason, restarted). Kept as plain values and raised
         # afresh each time, so that no traceback ties this feed into a reference cycle.
         self._gone: tuple[str, bool] | None = None
-        self._probed_ns = 0
         self._try_control()
 
     # -- liveness -----------------------------------------------------------------------------------
@@ -67,7 +64,7 @@ class SharedFeed:
     @property
     def alive(self) -> bool:
         """The hub that wrote this segment still runs and still owns the name."""
-        return self._probe(force=True) is None
+        return self._probe() is None
 
     @property
     def connected(self) -> bool:
@@ -75,7 +72,7 @@ class SharedFeed:
         self._check()
         return self._view.connected
 
-    def _probe(self, force: bool = False) -> tuple[str, bool] | None:
+    def _probe(self) -> tuple[str, bool] | None:
         if self._gone is not None:
             return self._gone
         view = self._view
@@ -83,10 +80,6 @@ class SharedFeed:
         if view.state == STATE_CLOSED:
             gone = ("the hub was stopped", False)
         else:
-            now = time.monotonic_ns()
-            if not force and now - self._probed_ns < _PROBE_NS:
-                return None
-            self._probed_ns = now
             inode = inode_of(self.name)
             if inode is not None and inode != self._inode:
                 gone = ("a new hub serves this name; attach again", True)
@@ -98,6 +91,9 @@ class SharedFeed:
         return gone
 
     def _check(self) -> None:
+        # Every read: one look at the header's state; the pid and the name every 50 ms.
+        if self._gone is None and not self._view.due():
+            return
         gone = self._probe()
         if gone is not None:
             raise HubGoneError(self.name, *gone)
