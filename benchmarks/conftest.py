@@ -24,6 +24,9 @@ def pytest_terminal_summary(terminalreporter, config):
     for bench in session.benchmarks:
         if "ns_per_update" in bench.extra_info:
             lines.append(f"{bench.name}: {bench.extra_info['ns_per_update']:.0f} ns per update")
+        if "p50_us" in bench.extra_info:
+            lines.append(f"{bench.name}: p50 {bench.extra_info['p50_us']:.1f} us, "
+                         f"p99 {bench.extra_info['p99_us']:.1f} us")
         if "blocks_per_frame" in bench.extra_info:
             lines.append(f"{bench.name}: {bench.extra_info['transient_bytes']} transient bytes, "
                          f"{bench.extra_info['blocks_per_frame']:.5f} net blocks/frame")

@@ -102,8 +102,7 @@ cdef class SharedDecoder(FeedDecoder):
     Build it with :func:`open_writer`.
     """
     cdef Header* hdr
-    cdef object _segment
-    cdef Py_buffer _view
+    cdef Py_buffer _view            # of the segment: keeps the mapping alive
     cdef bint _has_view
     cdef uint64_t _status_seen
 
@@ -182,7 +181,6 @@ def open_writer(segment, int max_instruments, Py_ssize_t ring_capacity, uint64_t
         raise
     decoder._view = view
     decoder._has_view = True
-    decoder._segment = segment
     decoder.hdr = h
     h.layout_version = LAYOUT_VERSION
     h.header_size = HEADER_SIZE

@@ -3,7 +3,6 @@ process through shared memory (fastfeed.attach(NAME)), with Prometheus metrics."
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
