@@ -70,7 +70,7 @@ class PermanentConnectionError(FeedConnectionError, ReconnectStoppedError):
     The message says what to change."""
 
 
-class FeedClosedError(ReconnectStoppedError):
+class FeedClosedError(ReconnectStoppedError, RuntimeError):
     """The feed is not running: ``close()`` or ``stop()`` ended it, or it was never started, so
     what was asked of it (``wait_for``) can never come."""
 

@@ -14,7 +14,7 @@ from picows import WSHandshakeError
 from fastfeed import (FeedConnectionError, MarketFeed, PermanentConnectionError, PortfolioFeed,
                       ReconnectPolicy, ReconnectStoppedError)
 from fastfeed.sim import Simulator
-from feed_helpers import Recorder, client_for, run
+from feed_helpers import Recorder, client_for, run, wait_until
 from raw_servers import RawServer, answering, feed_url, sending, untrusted_tls
 
 TOKEN = "test-token-attempts-0123456789"
@@ -203,4 +203,30 @@ def test_the_simulators_tls_without_its_ca_is_refused_quickly() -> None:
             feed = client_for(MarketFeed, sim, sim.market_url, TOKEN, ssl=True)
             with pytest.raises(PermanentConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
                 await asyncio.wait_for(feed.connect(), 5)
+    run(main())
+
+
+def test_a_cause_that_quotes_the_token_is_replaced_by_a_scrubbed_one() -> None:
+    import traceback
+
+    calls = []
+
+    def provider() -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError(f"refreshing Bearer {TOKEN} failed")
+        return TOKEN
+
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], ping_interval=None, rate=50) as sim:
+            feed = MarketFeed(token_provider=provider, url=sim.market_url,
+                              reconnect=ReconnectPolicy(initial_delay=0.01, jitter=0))
+            rec = Recorder(feed)
+            async with feed:
+                sim.abort_all()
+                await wait_until(lambda: feed.reconnects == 1 and feed.connected, what="back")
+            [error] = errors_of(rec)
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            assert "RuntimeError" in text and "refreshing Bearer tok-" in text
+            assert TOKEN not in text and TOKEN not in repr(error.__cause__)
     run(main())

@@ -371,6 +371,7 @@ class FeedClient:
                     if await self._sleep(delay):
                         return
                 state.connecting()
+                self._open_failure = None
                 try:
                     transport, listener = await self._attempt()
                     if self._open_failure is None and listener is not self._listener and not state.closing:

@@ -446,10 +446,10 @@ async def _follow(listener_factory: Callable[[], Any], url: str, token: str,
     for hop in range(options.max_redirects + 1):
         target = urlsplit(current)
         headers = {"Authorization": f"Bearer {token}"} if may_carry_token(origin, target.hostname or "") else {}
-        ssl_kwargs = {"ssl_context": ctx} if current.startswith("wss:") else {}
         try:
-            transport, listener = await ws_connect(listener_factory, current, extra_headers=headers,
-                                                   **ssl_kwargs, **kwargs)
+            transport, listener = await ws_connect(
+                listener_factory, current, extra_headers=headers,
+                ssl_context=ctx if current.startswith("wss:") else None, **kwargs)
         except WSHandshakeError as exc:
             response = exc.response
             if response is None:  # not HTTP at all
