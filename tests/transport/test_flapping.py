@@ -64,10 +64,10 @@ def test_a_flapping_server_backs_off_and_exhausts_max_attempts(
 
 def test_a_connection_that_lived_long_enough_restarts_the_count() -> None:
     policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.01, jitter=0, max_attempts=1,
-                             stable_after=0.2)
+                             stable_after=0.1)
 
     async def main() -> None:
-        async with RawServer(flapping(hold=0.6)) as server:
+        async with RawServer(flapping(hold=0.8)) as server:  # a wide margin over stable_after
             feed = MarketFeed(TOKEN, url=feed_url(MarketFeed, server), reconnect=policy,
                               ping_interval=None)
             rec = Recorder(feed)
