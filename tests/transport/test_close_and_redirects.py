@@ -3,6 +3,7 @@ header may go on a redirect: the original host, or a host under its registered d
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 from typing import Any
 
@@ -85,6 +86,22 @@ def test_a_redirect_elsewhere_goes_without_the_token() -> None:
                 assert first.headers["authorization"] == f"Bearer {TOKEN}"
             [followed] = elsewhere.requests
             assert followed.path == "/feeds?code=abc"
+            assert "authorization" not in followed.headers
+    run(main())
+
+
+def test_an_authorized_uri_elsewhere_goes_without_the_token() -> None:
+    async def main() -> None:
+        async with RawServer(answering(404, "Not Found")) as elsewhere:
+            uri = elsewhere.url("/feeds?code=abc", host="localhost")
+            body = json.dumps({"status": "success", "data": {"authorized_redirect_uri": uri}}).encode()
+            async with RawServer(answering(200, "OK", body, Content_Type="application/json")) as origin:
+                feed = MarketFeed(TOKEN, url=feed_url(MarketFeed, origin), authorize=True, reconnect=ONCE)
+                with pytest.raises(Exception, match="HTTP 404"):
+                    await asyncio.wait_for(feed.connect(), 5)
+                [asked] = origin.requests
+                assert asked.path.endswith("/authorize") and asked.headers["authorization"] == f"Bearer {TOKEN}"
+            [followed] = elsewhere.requests
             assert "authorization" not in followed.headers
     run(main())
 
