@@ -29,6 +29,8 @@ cdef class FeedListener(WSListener):
     ``owner`` gets the control events: ``_ws_connected(listener)``,
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
     ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
+    ``on_message(payload, text)``: without a decoder, every message; with one, every frame the
+    decoder accepted, after it was applied (the compat streamers build the SDK's dict from it).
     ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
     """
@@ -187,6 +189,11 @@ cdef class FeedListener(WSListener):
         if decoder.market_info_frames != self.market_info_seen:
             self.market_info_seen = decoder.market_info_frames
             self.owner._market_info(self)
+        if self.on_message is not None:
+            try:
+                self.on_message(PyBytes_FromStringAndSize(data, size), False)
+            except Exception as exc:
+                self.owner._callback_failed(exc)
         if n > 0:
             if self.on_frame is not None:
                 try:
