@@ -84,7 +84,6 @@ def _client_websockets(url: str, keys: list[str], mode: str) -> dict[str, Any]:
 
 
 def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
-    import threading
     from types import SimpleNamespace
 
     import upstox_client
@@ -100,7 +99,14 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     market_data_feeder_v3.websocket = SimpleNamespace(WebSocketApp=app, ABNF=websocket.ABNF)
     configuration = upstox_client.Configuration()
     configuration.access_token = TOKEN
-    streamer = MarketDataStreamerV3(upstox_client.ApiClient(configuration), keys, mode)
+    return count_messages(MarketDataStreamerV3(upstox_client.ApiClient(configuration), keys, mode))
+
+
+def count_messages(streamer: Any) -> dict[str, Any]:
+    """Run an SDK-style streamer until the server's close; count its ``message`` events (frames)
+    and the instruments in them (updates), from the first message on."""
+    import threading
+
     streamer.auto_reconnect(False)
     counts = {"frames": 0, "updates": 0}
     first: list[float] = []
@@ -147,18 +153,21 @@ def _start_server(frames: int, instruments: int, per_frame: int, pin: bool) -> t
 
 
 def run_client(kind: str, frames: int, *, mode: str = "full", instruments: int = 100,
-               per_frame: int = 1, pin: bool = True, timeout: float = 600) -> dict[str, Any]:
-    """One client against its own benchmark-mode server; the result row."""
+               per_frame: int = 1, pin: bool = True, timeout: float = 600,
+               clients: str = "fastfeed.benchmark.e2e") -> dict[str, Any]:
+    """One client against its own benchmark-mode server; the result row. `clients`: the module
+    whose ``_CLIENT_FUNCS`` has `kind`."""
     from fastfeed.sim.prices import universe
 
     server, base = _start_server(frames, instruments, per_frame, pin)
     try:
         url = base + "/v3/feed/market-data-feed"
         keys = universe(instruments, 0)
-        code = ("import json,sys; from fastfeed.benchmark.e2e import _CLIENT_FUNCS as F; "
+        code = ("import importlib,json,sys; F = importlib.import_module(sys.argv[5])._CLIENT_FUNCS; "
                 "print(json.dumps(F[sys.argv[1]](sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])))")
         out = subprocess.run([*(_pin(0) if pin else []), sys.executable, "-c", code, kind, url,
-                              json.dumps(keys), mode], capture_output=True, text=True, timeout=timeout)
+                              json.dumps(keys), mode, clients],
+                             capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
         # The SDK prints its own noise at exit; the result is the last JSON line.
