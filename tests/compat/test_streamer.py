@@ -240,3 +240,14 @@ def test_works_without_upstox_client_installed(sim: Any) -> None:
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_disconnect_from_the_open_listener_still_reports_the_close(sim: Any) -> None:
+    streamer = MarketDataStreamerV3(TOKEN, KEYS[:1], "ltpc")
+    rec = Recorder(streamer)
+    streamer.on("open", streamer.disconnect)  # before the feed has even begun serving the socket
+    streamer.connect()
+    rec.wait(has("close"))
+    streamer._thread.join(10)
+    assert not streamer._thread.is_alive()
+    assert [e for e in rec.summary() if e != ("message",)] == [("open",), ("close", 1000, None)]
