@@ -13,6 +13,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as up
 
 import fastfeed.compat
+from fastfeed.sim import Faults
 
 from compat_helpers import Recorder, api_client, has, messages_after_open, point_at, simulator
 
@@ -220,3 +221,28 @@ def test_portfolio_messages_are_the_raw_json_and_events_match(sim: Any) -> None:
         messages = rec.messages()
         assert all(isinstance(m, str) for m in messages), name
         assert {json.loads(m)["update_type"] for m in messages} <= {"order", "position", "gtt_order"}
+
+
+def test_a_frame_protobuf_rejects_is_an_error_event_and_the_feed_goes_on(sim: Any) -> None:
+    def script(cls: Any, token: str) -> Recorder:
+        streamer = cls(api_client(token), KEYS[:1], "ltpc")
+        rec = Recorder(streamer)
+        streamer.connect()
+        try:
+            rec.wait(lambda events: sum(n == "error" for n, _ in events) >= 2
+                     and events[-1][0] == "message", what="bad frames and good ones after them")
+        finally:
+            streamer.disconnect()
+        return rec
+
+    sim.faults = Faults(malformed_every=4)
+    try:
+        runs = both(script)
+    finally:
+        sim.faults = Faults()
+    for name, rec in runs.items():
+        names = [n for n, _ in rec.events]
+        assert names[0] == "open" and "close" not in names[:-1] and "reconnecting" not in names, name
+        errors = [args[0] for n, args in rec.events if n == "error"]
+        assert all(type(e).__name__ == "DecodeError" for e in errors), (name, errors)
+    check_messages(runs["facade"])
