@@ -24,7 +24,7 @@ def rows() -> list[dict[str, Any]]:
 
 
 # ids without "fastfeed": the shared conftest's time ratios do not apply to recorded rates.
-@pytest.mark.parametrize("client", ["facade", "sdk"])
+@pytest.mark.parametrize("client", ["compat", "sdk"])
 def test_message_listener_rate(benchmark: Any, rows: list[dict[str, Any]], client: str) -> None:
     row = next(r for r in rows if r["client"] == client)
     benchmark.group = "compat"

@@ -25,12 +25,11 @@ cdef class FeedListener(WSListener):
     """One connection's listener.
 
     ``decoder``: the market feed's decoder, or None for feeds whose messages go to
-    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON).
+    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON); with a decoder, a set
+    ``on_message`` gets each frame the decoder accepted, after it (fastfeed.compat's dicts).
     ``owner`` gets the control events: ``_ws_connected(listener)``,
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
     ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
-    ``on_message(payload, text)``: without a decoder, every message; with one, every frame the
-    decoder accepted, after it was applied (the compat streamers build the SDK's dict from it).
     ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
     """
@@ -189,11 +188,6 @@ cdef class FeedListener(WSListener):
         if decoder.market_info_frames != self.market_info_seen:
             self.market_info_seen = decoder.market_info_frames
             self.owner._market_info(self)
-        if self.on_message is not None:
-            try:
-                self.on_message(PyBytes_FromStringAndSize(data, size), False)
-            except Exception as exc:
-                self.owner._callback_failed(exc)
         if n > 0:
             if self.on_frame is not None:
                 try:
@@ -207,6 +201,11 @@ cdef class FeedListener(WSListener):
                     wake()
                 except Exception as exc:
                     self.owner._callback_failed(exc)
+        if self.on_message is not None:
+            try:
+                self.on_message(PyBytes_FromStringAndSize(data, size), False)
+            except Exception as exc:
+                self.owner._callback_failed(exc)
         return 0
 
     # -- for tests and tools --------------------------------------------------------------------

@@ -84,6 +84,7 @@ def _client_websockets(url: str, keys: list[str], mode: str) -> dict[str, Any]:
 
 
 def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    import threading
     from types import SimpleNamespace
 
     import upstox_client
@@ -99,14 +100,7 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     market_data_feeder_v3.websocket = SimpleNamespace(WebSocketApp=app, ABNF=websocket.ABNF)
     configuration = upstox_client.Configuration()
     configuration.access_token = TOKEN
-    return count_messages(MarketDataStreamerV3(upstox_client.ApiClient(configuration), keys, mode))
-
-
-def count_messages(streamer: Any) -> dict[str, Any]:
-    """Run an SDK-style streamer until the server's close; count its ``message`` events (frames)
-    and the instruments in them (updates), from the first message on."""
-    import threading
-
+    streamer = MarketDataStreamerV3(upstox_client.ApiClient(configuration), keys, mode)
     streamer.auto_reconnect(False)
     counts = {"frames": 0, "updates": 0}
     first: list[float] = []
@@ -153,21 +147,18 @@ def _start_server(frames: int, instruments: int, per_frame: int, pin: bool) -> t
 
 
 def run_client(kind: str, frames: int, *, mode: str = "full", instruments: int = 100,
-               per_frame: int = 1, pin: bool = True, timeout: float = 600,
-               clients: str = "fastfeed.benchmark.e2e") -> dict[str, Any]:
-    """One client against its own benchmark-mode server; the result row. `clients`: the module
-    whose ``_CLIENT_FUNCS`` has `kind`."""
+               per_frame: int = 1, pin: bool = True, timeout: float = 600) -> dict[str, Any]:
+    """One client against its own benchmark-mode server; the result row."""
     from fastfeed.sim.prices import universe
 
     server, base = _start_server(frames, instruments, per_frame, pin)
     try:
         url = base + "/v3/feed/market-data-feed"
         keys = universe(instruments, 0)
-        code = ("import importlib,json,sys; F = importlib.import_module(sys.argv[5])._CLIENT_FUNCS; "
+        code = ("import json,sys; from fastfeed.benchmark.e2e import _CLIENT_FUNCS as F; "
                 "print(json.dumps(F[sys.argv[1]](sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])))")
         out = subprocess.run([*(_pin(0) if pin else []), sys.executable, "-c", code, kind, url,
-                              json.dumps(keys), mode, clients],
-                             capture_output=True, text=True, timeout=timeout)
+                              json.dumps(keys), mode], capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
         # The SDK prints its own noise at exit; the result is the last JSON line.
@@ -211,6 +202,22 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                  "instrument(s) per frame, server and client in separate processes"
                  + (" pinned to CPUs 1 and 0" if _pin(0) else ""))
     return "\n".join(lines)
+
+
+def _client_compat(url: str, keys: list[str], mode: str, *_: Any) -> dict[str, Any]:
+    """The SDK client's own code above with one import changed: fastfeed.compat's streamer
+    (fastfeed.benchmark.compat)."""
+    import upstox_client.feeder
+
+    import fastfeed.compat
+
+    fastfeed.compat.MARKET_DATA_URL = url
+    upstox_client.feeder.MarketDataStreamerV3 = fastfeed.compat.MarketDataStreamerV3
+    return _client_sdk(url, keys, mode)
+
+
+_CLIENT_FUNCS["compat"] = _client_compat
+DEFAULT_FRAMES["compat"] = 400_000
 
 
 if __name__ == "__main__":
