@@ -169,6 +169,7 @@ def test_connect_returns_at_once_and_one_thread_runs_everything(sim: Any) -> Non
         (thread,) = rec.threads
         assert thread is not threading.current_thread() and not thread.daemon
         assert len([s for s in sim.market_sessions if s.subscriptions == {KEYS[0]: "ltpc"}]) == 1
+        assert streamer.feed.quote(KEYS[0]).ltp > 0  # the MarketFeed underneath has the quotes too
     finally:
         streamer.disconnect()
     assert not thread.is_alive()
