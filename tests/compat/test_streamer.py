@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -41,15 +41,11 @@ def newest(sim: Any) -> Any:
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, what: str = "") -> None:
-    done = threading.Event()
-    deadline = threading.Timer(timeout, done.set)
-    deadline.start()
-    try:
-        while not predicate():
-            if done.wait(0.01):
-                raise AssertionError(f"not reached in {timeout} s: {what}")
-    finally:
-        deadline.cancel()
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout} s: {what}")
+        time.sleep(0.01)
 
 
 def test_changes_before_open_are_queued_and_every_mode_is_restored_on_reconnect(sim: Any) -> None:
