@@ -50,7 +50,11 @@ class PortfolioDataStreamer(Streamer):
 
     def _deliver(self, payload: bytes, text: bool) -> None:
         # websocket-client hands a text frame over as str, a binary one as bytes.
-        message: str | bytes = payload.decode("utf-8") if text else payload
+        try:
+            message: str | bytes = payload.decode("utf-8") if text else payload
+        except UnicodeDecodeError as exc:  # a bad frame: an error event, the feed goes on
+            self.emit(self.Event["ERROR"], exc)
+            return
         for listener in self.listeners["message"]:
             try:
                 listener(message)
