@@ -4,9 +4,10 @@ import logging
 from fastfeed._decode import FeedDecoder
 from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
-from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedConnectionError,
-                             HubGoneError, InstrumentLimitError, PortfolioDecodeError,
-                             ReconnectStoppedError, SubscriptionLimitError)
+from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedClosedError,
+                             FeedConnectionError, HubGoneError, InstrumentLimitError,
+                             PermanentConnectionError, PortfolioDecodeError, ReconnectStoppedError,
+                             SubscriptionLimitError)
 from fastfeed.events import Gap
 from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
 from fastfeed.portfolio import PortfolioFeed
@@ -25,12 +26,14 @@ __all__ = [
     "DecodeError",
     "FastfeedError",
     "FeedClient",
+    "FeedClosedError",
     "FeedConnectionError",
     "FeedDecoder",
     "Gap",
     "HubGoneError",
     "InstrumentLimitError",
     "MarketFeed",
+    "PermanentConnectionError",
     "PortfolioDecodeError",
     "PortfolioFeed",
     "Quote",

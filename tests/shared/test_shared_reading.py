@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from fastfeed import HubGoneError, MarketFeed, attach
+from fastfeed import FastfeedError, HubGoneError, MarketFeed, attach
 from fastfeed.sim import SimulatorThread
 from fastfeed.shared.segment import segment_path, socket_path
 from shared_helpers import Reader, hub_for, quiesce, share_name, wait
@@ -120,6 +120,19 @@ def test_a_stopped_hub_is_a_clear_error_for_its_readers() -> None:
             assert again.alive and again.writer_pid == os.getpid()
             again.close()
         shared.close()
+
+
+def test_a_refused_hub_leaves_no_segment_behind() -> None:
+    name = share_name()
+    with pytest.raises(ValueError, match="instrument key"):
+        MarketFeed("t", url="ws://127.0.0.1:1/", share=name, instruments=["no-separator"])
+    assert not os.path.exists(segment_path(name))
+    feed = MarketFeed("t", url="ws://127.0.0.1:1/", share=name)  # the name is free
+    with pytest.raises(FastfeedError, match="already served"):
+        MarketFeed("t", url="ws://127.0.0.1:1/", share=name)
+    assert attach(name, timeout=5).alive
+    del feed  # dropped without close(): the name goes with it
+    assert not os.path.exists(segment_path(name))
 
 
 def test_share_names_are_checked() -> None:

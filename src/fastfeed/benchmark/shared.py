@@ -28,7 +28,7 @@ from fastfeed.benchmark.frames import frame, instrument_keys
 BOOST = -15            # nice increment with boost=True (root or CAP_SYS_NICE)
 WARMUP = 200            # samples dropped per path: connection set-up, cold caches
 _CTX = multiprocessing.get_context("spawn")
-_RECV_NS = RECORD_DTYPE.fields["recv_ns"][1]
+_RECV_NS: int = RECORD_DTYPE.fields["recv_ns"][1]  # type: ignore[index]
 
 PATHS = {
     "shm spin": "SharedFeed.reader(), read in a loop that never sleeps",
@@ -61,7 +61,7 @@ def _shm_reader(name: str, n: int, spin: bool, cpu: int | None, boost: bool, con
 
     _pin(cpu, boost)
     feed = attach(name, timeout=30)
-    lags = np.empty(n + WARMUP, dtype=np.int64)
+    lags: np.ndarray = np.empty(n + WARMUP, dtype=np.int64)
     got = 0
     conn.send("ready")
     if spin:
@@ -96,7 +96,7 @@ def _zmq_reader(endpoint: str, n: int, spin: bool, cpu: int | None, boost: bool,
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(endpoint)
     _pin(cpu, boost)
-    lags = np.empty(n + WARMUP, dtype=np.int64)
+    lags: np.ndarray = np.empty(n + WARMUP, dtype=np.int64)
     unpack = struct.Struct("<q").unpack_from
     conn.send("ready")
     got = 0
@@ -139,7 +139,8 @@ def _drive(decoder: FeedDecoder, rate: float, conn: Any, relay: Callable[[bytes]
         i += 1
         if i & 63 == 0:
             if conn.poll():
-                return conn.recv()
+                lags: np.ndarray = conn.recv()
+                return lags
             if time.monotonic() > deadline:
                 raise TimeoutError("the reader did not finish")
 

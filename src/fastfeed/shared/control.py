@@ -259,7 +259,7 @@ class ControlClient:
                 raise HubGoneError(self.name, f"control channel failed: {exc}") from None
             if not line:
                 raise HubGoneError(self.name, "the hub closed the control channel")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if not reply.get("ok"):
             _raise_reply(reply)
         return reply

@@ -7,6 +7,7 @@ sees the writer's pid gone and replaces them.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import weakref
@@ -17,6 +18,8 @@ from fastfeed.shared.control import ControlServer
 from fastfeed.shared.segment import WriterSegment, socket_path
 
 log = logging.getLogger(__name__)
+
+STATE_INTERVAL = 0.2  # how often the feed's connection state is published to readers
 
 
 def _release(decoder: SharedDecoder, segment: WriterSegment) -> None:
@@ -38,6 +41,7 @@ class ShareHost:
             raise
         self.generation = self.segment.generation
         self.control: ControlServer | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self._closed = False
         # A feed dropped without close() (or alive at exit) still takes its names away.
         self._finalizer = weakref.finalize(self, _release, self.decoder, self.segment)
@@ -49,16 +53,27 @@ class ShareHost:
         return self.control.readers if self.control is not None else 0
 
     async def start(self, feed: Any) -> None:
-        """Open the control socket on the feed's loop."""
+        """Open the control socket on the feed's loop and publish the feed's connection state."""
         if self._closed:
             raise RuntimeError(f"shared feed {self.name!r} was closed; build a new MarketFeed")
+        if self._publisher is None:
+            self._publisher = asyncio.ensure_future(self._publish_state(feed))
         if self.control is None:
             self.control = ControlServer(feed, socket_path(self.name),
                                          {"pid": os.getpid(), "generation": self.generation})
             await self.control.start()
 
+    async def _publish_state(self, feed: Any) -> None:
+        # Polled, not hooked into the connection's steps: a few stores every STATE_INTERVAL.
+        while True:
+            self.decoder.set_connection(feed.connected, feed.reconnects, feed.gaps)
+            await asyncio.sleep(STATE_INTERVAL)
+
     async def stop(self) -> None:
         """Close the socket, then the segment (see `close`)."""
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.cancel()
         control, self.control = self.control, None
         if control is not None:
             await control.stop()
@@ -69,6 +84,3 @@ class ShareHost:
         self._closed = True
         self._finalizer()
 
-    def connection(self, feed: Any) -> None:
-        """Publish the feed's connection state to readers."""
-        self.decoder.set_connection(feed.connected, feed.reconnects, feed.gaps)

@@ -11,6 +11,7 @@ import threading
 from typing import Any, Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 from fastfeed.errors import FastfeedError
 
@@ -27,7 +28,7 @@ class LagHistogram:
     def __init__(self, store: Any) -> None:
         self._reader = store.reader()
         self._edges = np.array(LAG_BUCKETS)
-        self._counts = np.zeros(len(LAG_BUCKETS) + 1, dtype=np.int64)  # the last: above them all
+        self._counts: npt.NDArray[np.int64] = np.zeros(len(LAG_BUCKETS) + 1, dtype=np.int64)  # the last: above them all
         self._sum = 0.0
         self.skipped = 0  # records the ring overwrote before a fold got to them
         self._lock = threading.Lock()
