@@ -17,18 +17,23 @@ def test_reader_mirrors_the_hubs_snapshot_once_the_feed_is_quiet() -> None:
     name = share_name()
     with SimulatorThread(rate=100, instruments=40, instruments_per_frame=8) as sim:
         keys = sim.instruments[:30]
-        with hub_for(sim, name, instruments=keys, max_instruments=64) as feed, Reader(name) as reader:
-            wait(lambda: feed.store.updates_written > 300, what="traffic")
-            head = quiesce(sim, feed)
-            snapshot, instruments, status, stats = reader.ok("snapshot", head)
-            assert instruments == feed.instruments and len(instruments) == len(keys)
-            assert snapshot == feed.snapshot.tobytes()  # every row, byte for byte
-            assert status == feed.market_status and status
-            assert stats["updates"] == feed.decoder.updates
-            assert stats["frames"] == feed.decoder.frames
-            assert stats["connected"] is True
-        # The reader process has exited (Python's resource tracker included): the hub's segment
-        # is still there until the hub itself closes.
+        with hub_for(sim, name, instruments=keys, max_instruments=64) as feed:
+            with Reader(name) as reader:
+                wait(lambda: feed.store.updates_written > 300, what="traffic")
+                head = quiesce(sim, feed)
+                snapshot, instruments, status, stats = reader.ok("snapshot", head)
+                assert instruments == feed.instruments and len(instruments) == len(keys)
+                assert snapshot == feed.snapshot.tobytes()  # every row, byte for byte
+                assert status == feed.market_status and status
+                assert stats["updates"] == feed.decoder.updates
+                assert stats["frames"] == feed.decoder.frames
+                assert stats["connected"] is True
+            assert reader.process.exitcode == 0
+            # The reader process has exited (Python's resource tracker included): the hub's
+            # segment is still there under its name, for the next reader.
+            assert os.path.exists(segment_path(name))
+            with Reader(name) as again:
+                assert again.ok("snapshot", head)[0] == feed.snapshot.tobytes()
     assert not os.path.exists(segment_path(name))
     assert not os.path.exists(socket_path(name))
 
