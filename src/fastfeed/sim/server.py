@@ -14,12 +14,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 from picows import (WSListener, WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener,
                     ws_create_server)
 
+from fastfeed.schema import CAPS
+
 from .auth import MARKET, PORTFOLIO, CodeBook, ConnectionCaps, Grant, TokenBook, bearer_token
 from .connection import Session
 from .counters import Counters
 from .faults import Faults
 from .frames import PHASES
-from .market import DEFAULT_CAPS, MarketSession
+from .market import MarketSession
 from .portfolio import UPDATE_TYPES, PortfolioSession, parse_update_types
 from .prices import Market, universe
 from .redact import picows_logger, redacting_logger
@@ -99,7 +101,7 @@ class Simulator:
         self.bench_frames = bench_frames
         self.bench_pool_size = bench_pool_size
         self.portfolio_rate = portfolio_rate
-        self.caps: dict[str, tuple[int, int]] = dict(DEFAULT_CAPS)
+        self.caps: dict[str, tuple[int, int]] = dict(CAPS)
         if caps:
             self.caps.update(caps)
         self.max_frame_size = max_frame_size
