@@ -18,9 +18,11 @@ SDK_EXTRA = "bench"
 
 
 def sdk_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("upstox_client") is not None
+    try:
+        import upstox_client  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _upb_classes():

@@ -36,7 +36,9 @@ def default_rows() -> int:
 def add_display_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=None, metavar="N",
                         help="instruments shown in the table (default: what fits the terminal)")
-    add_log_level(parser, "the library")
+    # ERROR: a failed attempt or a reconnect is the table's news (and the error line's), not a
+    # log line between the user and the one line that says what went wrong.
+    add_log_level(parser, "the library", default="ERROR")
 
 
 class Meter:

@@ -8,8 +8,9 @@ import sys
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def add_log_level(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
-    parser.add_argument("--log-level", default="WARNING", choices=LEVELS, type=str.upper,
+def add_log_level(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str,
+                  default: str = "WARNING") -> None:
+    parser.add_argument("--log-level", default=default, choices=LEVELS, type=str.upper,
                         help=f"what {what} logs to stderr")
 
 

@@ -51,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
                           plus=args.plus, authorize=args.authorize)
     except ValueError as exc:  # a malformed key, or over a cap
         raise CommandError(str(exc), 2) from None
-    problems: list[str] = []
-    feed.on("reconnecting", lambda message: problems.append(str(message)))
+    problems: list[str] = []  # why each connection attempt failed
     feed.on("error", lambda exc: problems.append(str(exc)))
     timeout = CONNECT_TIMEOUT if deadline is None else min(CONNECT_TIMEOUT, args.duration)
     try:
