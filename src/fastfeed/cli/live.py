@@ -12,6 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .errors import CommandError
 from .logs import add_log_level
 
 if TYPE_CHECKING:
@@ -128,8 +129,12 @@ def show(feed: MarketFeed, title: str, duration: float | None, out: TextIO = sys
     interactive = out.isatty()
     try:
         if interactive:
-            from rich.console import Console
-            from rich.live import Live
+            try:
+                from rich.console import Console
+                from rich.live import Live
+            except ModuleNotFoundError:
+                raise CommandError("the live table needs rich: pip install 'fastfeed[demo]' "
+                                   "(or pipe the output for the summary alone)") from None
 
             console = Console(file=out)
             with Live(table(feed, meter, title, rows), console=console, refresh_per_second=4,

@@ -3,6 +3,7 @@ status (never a traceback), and `bench` on an install without the SDK."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,10 +80,13 @@ def test_ctrl_c_while_connecting_is_a_one_line_message() -> None:
         proc = subprocess.Popen([sys.executable, "-m", "fastfeed", "watch", "NSE_EQ|X",
                                  "--url", f"ws://127.0.0.1:{port}/feed"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "UPSTOX_ACCESS_TOKEN": TOKEN})
+                                env={**os.environ, "UPSTOX_ACCESS_TOKEN": TOKEN},
+                                # A shell starts background jobs with SIGINT ignored, and a child
+                                # keeps that: give it Ctrl-C's default, as a terminal would.
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         conn, _ = s.accept()  # the client is connecting now
         with conn:
-            proc.send_signal(2)  # SIGINT, as Ctrl-C
+            proc.send_signal(signal.SIGINT)  # as Ctrl-C
             _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err
     assert err.strip().splitlines() == ["fastfeed: interrupted"]
