@@ -55,10 +55,13 @@ def test_the_simulator_on_a_busy_port_is_a_one_line_error() -> None:
 
 
 def test_watch_full_d30_without_plus_says_upstox_ignores_such_keys() -> None:
-    out = fastfeed("watch", "NSE_EQ|INE002A01018", "--mode", "full_d30",
-                   env={**os.environ, "UPSTOX_ACCESS_TOKEN": TOKEN})
-    line = one_line_error(out)
-    assert out.returncode == 2 and "Upstox ignores" in line and "--plus" in line
+    for token in (TOKEN, None):  # the mode is refused whether a token is set or not
+        env = {k: v for k, v in os.environ.items() if k != "UPSTOX_ACCESS_TOKEN"}
+        if token:
+            env["UPSTOX_ACCESS_TOKEN"] = token
+        out = fastfeed("watch", "NSE_EQ|INE002A01018", "--mode", "full_d30", env=env)
+        line = one_line_error(out)
+        assert out.returncode == 2 and "Upstox ignores" in line and "--plus" in line
 
 
 def test_watch_on_an_unreachable_host_is_bounded_by_duration() -> None:

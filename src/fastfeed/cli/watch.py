@@ -32,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    token = os.environ.get("UPSTOX_ACCESS_TOKEN", "").strip()
-    if not token:
-        raise CommandError("set UPSTOX_ACCESS_TOKEN to your Upstox access token "
-                           "(https://upstox.com/developer/api-documentation/authentication)", 2)
     if args.mode in PLUS_MODES and not args.plus:
         raise CommandError(f"--mode {args.mode} needs Upstox Plus, and Upstox ignores such keys "
                            "without it (no data, no error); pass --plus if the account has Plus, "
                            "or use --mode full", 2)
+    token = os.environ.get("UPSTOX_ACCESS_TOKEN", "").strip()
+    if not token:
+        raise CommandError("set UPSTOX_ACCESS_TOKEN to your Upstox access token "
+                           "(https://upstox.com/developer/api-documentation/authentication)", 2)
     if args.duration is not None and args.duration <= 0:
         raise CommandError("--duration must be positive", 2)
     deadline = None if args.duration is None else time.monotonic() + args.duration
