@@ -53,7 +53,7 @@ class Quote:
     bids: tuple[tuple[float, int], ...]
     asks: tuple[tuple[float, int], ...]
     ohlc: Mapping[str, Bar]
-    mode: str | int
+    mode: str
     kind: str
     server_ts: int
     recv_ns: int

@@ -45,7 +45,7 @@ STATUS_NAMES = ("PRE_OPEN_START", "PRE_OPEN_END", "NORMAL_OPEN", "NORMAL_CLOSE",
 KIND_NAMES = ("none", "ltpc", "market", "index", "option_greeks")
 
 
-def mode_of(request_mode: int) -> str | int:
-    """The subscription mode of a RequestMode number, or the number for one this schema does
-    not know."""
-    return MODES[request_mode] if 0 <= request_mode < len(MODES) else request_mode
+def mode_of(request_mode: int) -> str:
+    """The subscription mode of a RequestMode number; one this schema does not know is named
+    ``requestMode_<n>`` (a str, as every mode is, and one `subscribe` refuses)."""
+    return MODES[request_mode] if 0 <= request_mode < len(MODES) else f"requestMode_{request_mode}"
