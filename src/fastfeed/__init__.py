@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from fastfeed._decode import FeedDecoder
     from fastfeed._render import to_dict
     from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
-    from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError,
-                                 FeedConnectionError, InstrumentLimitError, PortfolioDecodeError,
+    from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedClosedError,
+                                 FeedConnectionError, InstrumentLimitError,
+                                 PermanentConnectionError, PortfolioDecodeError,
                                  ReconnectStoppedError, SubscriptionLimitError)
     from fastfeed.events import Gap
     from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
@@ -34,11 +35,13 @@ _WHERE = {
     "DecodeError": "fastfeed.errors",
     "FastfeedError": "fastfeed.errors",
     "FeedClient": "fastfeed.transport",
+    "FeedClosedError": "fastfeed.errors",
     "FeedConnectionError": "fastfeed.errors",
     "FeedDecoder": "fastfeed._decode",
     "Gap": "fastfeed.events",
     "InstrumentLimitError": "fastfeed.errors",
     "MarketFeed": "fastfeed.market",
+    "PermanentConnectionError": "fastfeed.errors",
     "PortfolioDecodeError": "fastfeed.errors",
     "PortfolioFeed": "fastfeed.portfolio",
     "Quote": "fastfeed.quote",
@@ -62,11 +65,13 @@ __all__ = [
     "DecodeError",
     "FastfeedError",
     "FeedClient",
+    "FeedClosedError",
     "FeedConnectionError",
     "FeedDecoder",
     "Gap",
     "InstrumentLimitError",
     "MarketFeed",
+    "PermanentConnectionError",
     "PortfolioDecodeError",
     "PortfolioFeed",
     "Quote",

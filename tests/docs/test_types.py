@@ -8,22 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from fastfeed import FeedDecoder
-from fastfeed.transport import FeedClient
 
 from readme_blocks import blocks
 
 HERE = Path(__file__).resolve().parent
 
-# `async with MarketFeed(...) as feed` is a MarketFeed to mypy only once FeedClient's __aenter__,
-# __enter__ and start() return Self (a change of its own, in fastfeed.transport.client).
-_SELF_TYPED = "Self" in str(inspect.signature(FeedClient.__aenter__).return_annotation)
 
-
-@pytest.mark.xfail(not _SELF_TYPED, strict=True,
-                   reason="FeedClient.__aenter__/__enter__/start() do not return Self yet")
 def test_mypy_strict_passes_on_the_readme_and_a_user_script(tmp_path: Path) -> None:
     files = [HERE / "user_script.py"]
     for line, code in blocks():
