@@ -17,14 +17,15 @@ _BEARER = re.compile(r"(?i)\b(bearer)(?:\s+|%20|\+)([A-Za-z0-9\-._~+/=%]+)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 # An Authorization header or key: its whole value, whatever the scheme. picows logs the raw upgrade
 # request as a bytes repr, so a value also ends at the backslash of a `\r`, or at a quote.
-_AUTHORIZATION = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)([^\r\n\\\"'&]+)")
-# The value of a credential key in JSON (`"code": ...`) or a query string (`code=...`); prose
-# such as "close code: 1000" is left alone, and `instrument_token` is not `token`.
+_AUTHORIZATION = re.compile(r"(?i)(authorization[\"']?(?:\s*:\s*|=)[\"']?)([^\r\n\\\"'&]+)")
+# The value of a credential key in JSON (`"code": ...`) or a query string (`code=...`, no spaces);
+# prose ("close code: 1000") and source code in a traceback (`token = ...`) are left alone, and
+# `instrument_token` is not `token`.
 _KEYS = r"(?:access_token|extended_token|refresh_token|client_secret|api_secret|token|code)"
 _SECRET_VALUE = re.compile(
     rf"""(?ix)
     (?<![\w])
-    ( ["']{_KEYS}["']\s*:\s*["']? | {_KEYS}\s*=\s*["']? )
+    ( ["']{_KEYS}["']\s*:\s*["']? | {_KEYS}=["']? )
     ([^"'&\s,;}}]+)
     """
 )
@@ -55,12 +56,15 @@ def _keyed(match: re.Match[str]) -> str:
     return match.group(1) + _hidden(kept) + value[len(value.rstrip()):]
 
 
-def scrub(text: str | bytes | bytearray | memoryview, secrets: Iterable[str | bytes] = ()) -> str:
+def scrub(text: str | bytes | bytearray | memoryview, secrets: Iterable[str | bytes] = (), *,
+          patterns: bool = True) -> str:
     """`text` as a str with every credential in it replaced by its `fingerprint`.
 
-    Hides every string in `secrets` (the longest first), `Bearer <token>` (also URL-encoded),
-    JWT-shaped strings, the whole value of an Authorization header whatever its scheme, and the
-    values of keys such as `access_token`, `token` and `code` in JSON or query strings.
+    Hides every string in `secrets` (the longest first) and, with `patterns`, what looks like a
+    credential: `Bearer <token>` (also URL-encoded), JWT-shaped strings, the whole value of an
+    Authorization header whatever its scheme, and the values of keys such as `access_token`,
+    `token` and `code` in JSON or query strings. Without `patterns`, text that holds none of
+    `secrets` comes back unchanged: for a caller that knows every token it must hide.
     """
     if not isinstance(text, str):
         text = bytes(text).decode("utf-8", "replace")
@@ -68,6 +72,8 @@ def scrub(text: str | bytes | bytearray | memoryview, secrets: Iterable[str | by
                           for s in secrets if s}, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, fingerprint(secret))
+    if not patterns:
+        return text
     lowered = text.lower()
     if not any(trigger in lowered for trigger in _TRIGGERS):
         return text
@@ -78,7 +84,9 @@ def scrub(text: str | bytes | bytearray | memoryview, secrets: Iterable[str | by
 
 
 class Scrubber:
-    """`scrub` with the tokens one feed has used (the newest `keep` of them) as its secrets."""
+    """`scrub` of the tokens one feed has used (the newest `keep` of them). The feed knows them
+    all, so no pattern is applied: a message comes back unchanged unless it holds one, which
+    is how the transport tells a cause that must not be chained (`attempt_error`)."""
 
     def __init__(self, keep: int = 4) -> None:
         self._tokens: tuple[str, ...] = ()
@@ -94,4 +102,4 @@ class Scrubber:
             self._tokens = (token, *self._tokens)[: self._keep]
 
     def __call__(self, text: str) -> str:
-        return scrub(text, self._tokens)
+        return scrub(text, self._tokens, patterns=False)
