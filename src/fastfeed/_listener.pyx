@@ -36,7 +36,8 @@ cdef class FeedListener(WSListener):
     """One connection's listener.
 
     ``decoder``: the market feed's decoder, or None for feeds whose messages go to
-    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON).
+    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON); with a decoder, a set
+    ``on_message`` gets each frame the decoder accepted, after it (fastfeed.compat's dicts).
     ``owner`` gets the control events: ``_ws_connected(listener)``,
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
     ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
@@ -218,6 +219,11 @@ cdef class FeedListener(WSListener):
                     wake()
                 except Exception as exc:
                     self.owner._callback_failed(exc)
+        if self.on_message is not None:
+            try:
+                self.on_message(PyBytes_FromStringAndSize(data, size), False)
+            except Exception as exc:
+                self.owner._callback_failed(exc)
         return 0
 
     # -- for tests and tools --------------------------------------------------------------------

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="subscription mode for --e2e")
     parser.add_argument("--e2e-per-frame", type=int, default=1, metavar="K",
                         help="instruments per frame for --e2e")
+    parser.add_argument("--compat", action="store_true",
+                        help="also messages/s of fastfeed.compat's streamer against the SDK's (a minute)")
 
 
 def _say(text: str = "", *, note: bool = False) -> None:
@@ -98,4 +100,14 @@ def run(args: argparse.Namespace) -> int:
         if left_out:
             _say(f"left out: {', '.join(left_out)}: pip install 'fastfeed[{decode.SDK_EXTRA}]' "
                  "installs upstox-python-sdk and websockets")
+    if args.compat:
+        _say()
+        if not decode.sdk_available():
+            _say(f"--compat left out: it runs against the SDK streamer; pip install "
+                 f"'fastfeed[{decode.SDK_EXTRA}]' installs upstox-python-sdk")
+        else:
+            from fastfeed.benchmark import compat
+
+            _say("message listeners: fastfeed.compat against the SDK streamer...", note=True)
+            _say(compat.format_rows(compat.compare()))
     return 0
