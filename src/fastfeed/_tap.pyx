@@ -1,0 +1,291 @@
+"""The recording tap between the listener and a capture file's writer thread.
+
+Design (the receive path never waits for the disk):
+
+- The listener's ``append`` copies a message, its receive time and its kind into the *active*
+  chunk: C arrays laid out as an Arrow batch wants them (an int64 column, an int8 column, int32
+  offsets and the payload bytes), so the writer hands them to pyarrow without a copy and no
+  Python object is made per frame.
+- A full chunk goes on a FIFO for the writer, and the receive path takes an empty one from a free
+  stack. The writer thread takes chunks off the FIFO (or, every flush interval, the partly filled
+  active chunk), compresses and writes them as one record batch, then gives them back.
+- One lock guards the chunk lists. The receive path holds it for one memcpy; the writer holds it
+  only to move a chunk id between lists, so neither side waits for the other for long, and the
+  writer sleeps on a separate semaphore that the receive path posts when a chunk fills.
+- Memory is bounded: chunks are allocated on demand up to ``max_bytes`` in all. When the writer
+  falls that far behind, the receive path never blocks: it drops the message and counts it
+  (``dropped``); the next message that fits is preceded by a gap record for the span lost.
+"""
+
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.buffer cimport PyBUF_READ
+from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
+                               PyThread_release_lock, PyThread_type_lock, WAIT_LOCK, NOWAIT_LOCK)
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.stdio cimport snprintf
+from libc.string cimport memcpy
+
+from fastfeed._clock cimport now_ns
+
+cdef extern from "pythread.h":
+    int PyThread_acquire_lock_timed(PyThread_type_lock, long long microseconds, int intr_flag) nogil
+
+FRAME = TAP_FRAME
+REQUEST = TAP_REQUEST
+GAP = TAP_GAP
+
+cdef Py_ssize_t RECORD_BYTES = 32   # chunk record slots: one per this many payload bytes
+
+cdef enum:
+    GAP_BYTES = 160  # an overflow gap record's JSON
+
+
+cdef inline Py_ssize_t chunk_cost(Py_ssize_t data_cap, Py_ssize_t cap) noexcept nogil:
+    return data_cap + cap * (sizeof(int64_t) + sizeof(int8_t) + sizeof(int32_t)) + sizeof(int32_t)
+
+
+cdef class FrameTap:
+    """Chunks of recorded messages between the receive path and one writer thread."""
+
+    def __cinit__(self, Py_ssize_t chunk_bytes=4 << 20, Py_ssize_t max_bytes=64 << 20):
+        if chunk_bytes < 4096:
+            raise ValueError(f"chunk_bytes must be at least 4096, not {chunk_bytes}")
+        if max_bytes < 2 * chunk_bytes:
+            raise ValueError(f"max_bytes ({max_bytes}) must hold at least two chunks of {chunk_bytes}")
+        self.chunk_bytes = chunk_bytes
+        self.max_bytes = max_bytes
+        self.max_chunks = max_bytes // chunk_bytes
+        self.chunks = <Chunk*>malloc(self.max_chunks * sizeof(Chunk))
+        self.free_ids = <int*>malloc(self.max_chunks * sizeof(int))
+        self.full_ids = <int*>malloc(self.max_chunks * sizeof(int))
+        self.lock = PyThread_allocate_lock()
+        self.wakeup = PyThread_allocate_lock()
+        if (self.chunks == NULL or self.free_ids == NULL or self.full_ids == NULL
+                or self.lock == NULL or self.wakeup == NULL):
+            raise MemoryError()
+        PyThread_acquire_lock(self.wakeup, WAIT_LOCK)  # held: the writer's wait blocks on it
+        self.active = -1
+        # Two chunks up front: a steady recording never allocates on the receive path.
+        for _ in range(2):
+            if self._new_chunk(0) < 0:
+                raise MemoryError()
+            self.free_ids[self.n_free] = <int>(self.n_chunks - 1)
+            self.n_free += 1
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.chunks != NULL:
+            for i in range(self.n_chunks):
+                free(self.chunks[i].data)
+                free(self.chunks[i].recv_ns)
+                free(self.chunks[i].kind)
+                free(self.chunks[i].offsets)
+        free(self.chunks)
+        free(self.free_ids)
+        free(self.full_ids)
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+        if self.wakeup != NULL:
+            PyThread_release_lock(self.wakeup)
+            PyThread_free_lock(self.wakeup)
+
+    cdef int _new_chunk(self, Py_ssize_t need) noexcept nogil:
+        """Allocate a chunk holding at least `need` payload bytes within the budget; its id or -1."""
+        cdef Py_ssize_t data_cap = self.chunk_bytes if need <= self.chunk_bytes else need
+        cdef Py_ssize_t cap = self.chunk_bytes // RECORD_BYTES
+        cdef Py_ssize_t cost = chunk_cost(data_cap, cap)
+        cdef Chunk* c
+        if self.n_chunks == self.max_chunks or self.allocated_bytes + cost > self.max_bytes:
+            return -1
+        c = &self.chunks[self.n_chunks]
+        c.data = <char*>malloc(data_cap)
+        c.recv_ns = <int64_t*>malloc(cap * sizeof(int64_t))
+        c.kind = <int8_t*>malloc(cap * sizeof(int8_t))
+        c.offsets = <int32_t*>malloc((cap + 1) * sizeof(int32_t))
+        if c.data == NULL or c.recv_ns == NULL or c.kind == NULL or c.offsets == NULL:
+            free(c.data); free(c.recv_ns); free(c.kind); free(c.offsets)
+            return -1
+        c.data_cap = data_cap
+        c.data_len = 0
+        c.cap = cap
+        c.n = 0
+        c.offsets[0] = 0
+        self.allocated_bytes += cost
+        self.n_chunks += 1
+        return <int>(self.n_chunks - 1)
+
+    cdef int _fit(self, int cid, Py_ssize_t size) noexcept nogil:
+        """Grow empty chunk `cid` to hold a `size`-byte message, within the budget: 0 or -1."""
+        cdef Chunk* c = &self.chunks[cid]
+        cdef char* grown
+        if size <= c.data_cap:
+            return 0
+        if self.allocated_bytes + (size - c.data_cap) > self.max_bytes:
+            return -1
+        grown = <char*>realloc(c.data, size)
+        if grown == NULL:
+            return -1
+        self.allocated_bytes += size - c.data_cap
+        c.data = grown
+        c.data_cap = size
+        return 0
+
+    cdef void _push_full(self, int cid) noexcept nogil:
+        self.full_ids[(self.full_head + self.n_full) % self.max_chunks] = cid
+        self.n_full += 1
+        if self.writer_waiting:
+            self.writer_waiting = False
+            PyThread_release_lock(self.wakeup)
+
+    cdef void _put(self, Chunk* c, int8_t kind, int64_t recv_ns, const char* data,
+                          Py_ssize_t size) noexcept nogil:
+        if size:
+            memcpy(c.data + c.data_len, data, size)
+        c.data_len += size
+        c.recv_ns[c.n] = recv_ns
+        c.kind[c.n] = kind
+        c.n += 1
+        c.offsets[c.n] = <int32_t>c.data_len
+
+    cdef int append(self, int8_t kind, int64_t recv_ns, const char* data, Py_ssize_t size) noexcept nogil:
+        """Copy one message in. Never blocks on the writer: no room within the budget drops it.
+
+        After a drop, the next message that fits is preceded by a gap record saying how many
+        were lost between which receive times, so the file itself tells where it has a hole.
+        """
+        cdef Chunk* c
+        cdef int cid
+        cdef char gap[GAP_BYTES]
+        cdef Py_ssize_t gap_len = 0
+        cdef Py_ssize_t need = size
+        cdef Py_ssize_t slots = 1
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        if self.closed:
+            PyThread_release_lock(self.lock)
+            return 0
+        if self.window_dropped:
+            gap_len = snprintf(gap, GAP_BYTES,
+                               '{"reason":"recording_overflow","dropped":%llu,"stopped_ns":%lld,"restarted_ns":%lld}',
+                               <unsigned long long>self.window_dropped,
+                               <long long>self.window_first_ns, <long long>recv_ns)
+            need += gap_len
+            slots = 2
+        cid = self.active
+        if cid >= 0:
+            c = &self.chunks[cid]
+            if c.n + slots > c.cap or c.data_len + need > c.data_cap:
+                if c.n > 0:
+                    self._push_full(cid)
+                    cid = -1
+                elif self._fit(cid, need) < 0:
+                    cid = -1
+                self.active = cid
+        if cid < 0:
+            if self.n_free:
+                cid = self.free_ids[self.n_free - 1]
+                if self._fit(cid, need) < 0:
+                    cid = -1
+                else:
+                    self.n_free -= 1
+            else:
+                cid = self._new_chunk(need)
+            if cid < 0 or need > 0x7fffffff:
+                self.dropped += 1
+                self.dropped_bytes += size
+                if self.window_dropped == 0:
+                    self.window_first_ns = recv_ns
+                self.window_dropped += 1
+                PyThread_release_lock(self.lock)
+                return 0
+            self.active = cid
+        c = &self.chunks[cid]
+        if gap_len:
+            self._put(c, TAP_GAP, recv_ns, gap, gap_len)
+            self.window_dropped = 0
+        self._put(c, kind, recv_ns, data, size)
+        self.records += 1
+        self.bytes += size
+        PyThread_release_lock(self.lock)
+        return 0
+
+    # -- the Python side: requests and gaps (rare), and the writer thread ---------------------------
+
+    def add(self, int kind, bytes payload, int64_t recv_ns=0):
+        """Record one message from Python (a request sent, a gap). ``recv_ns`` 0: now."""
+        if kind not in (TAP_FRAME, TAP_REQUEST, TAP_GAP):
+            raise ValueError(f"unknown record kind {kind}")
+        self.append(<int8_t>kind, recv_ns if recv_ns > 0 else now_ns(), payload, len(payload))
+
+    def take(self, bint flush=False):
+        """The id of the oldest full chunk; with `flush`, else the partly filled active one; or -1."""
+        cdef int cid = -1
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        if self.n_full:
+            cid = self.full_ids[self.full_head]
+            self.full_head = (self.full_head + 1) % self.max_chunks
+            self.n_full -= 1
+        elif flush and self.active >= 0 and self.chunks[self.active].n > 0:
+            cid = self.active
+            self.active = -1
+        PyThread_release_lock(self.lock)
+        return cid
+
+    def buffers(self, int cid):
+        """``(n, recv_ns, kind, offsets, data)`` of a taken chunk: zero-copy read-only views of its
+        C arrays, valid until ``give_back(cid)``."""
+        if cid < 0 or cid >= self.n_chunks:
+            raise IndexError(cid)
+        cdef Chunk* c = &self.chunks[cid]
+        return (c.n,
+                PyMemoryView_FromMemory(<char*>c.recv_ns, c.n * sizeof(int64_t), PyBUF_READ),
+                PyMemoryView_FromMemory(<char*>c.kind, c.n * sizeof(int8_t), PyBUF_READ),
+                PyMemoryView_FromMemory(<char*>c.offsets, (c.n + 1) * sizeof(int32_t), PyBUF_READ),
+                PyMemoryView_FromMemory(c.data, c.data_len, PyBUF_READ))
+
+    def give_back(self, int cid):
+        """A taken chunk is written: empty it and return it to the free stack."""
+        if cid < 0 or cid >= self.n_chunks:
+            raise IndexError(cid)
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        self.chunks[cid].n = 0
+        self.chunks[cid].data_len = 0
+        self.free_ids[self.n_free] = cid
+        self.n_free += 1
+        PyThread_release_lock(self.lock)
+
+    def wait(self, double timeout):
+        """Sleep (without the GIL) until a chunk fills, the tap closes, or `timeout` seconds pass."""
+        cdef long long us = <long long>(timeout * 1e6)
+        cdef bint idle
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            idle = not (self.n_full or self.closed)
+            self.writer_waiting = idle
+            PyThread_release_lock(self.lock)
+            if idle:
+                PyThread_acquire_lock_timed(self.wakeup, us if us > 0 else 0, 0)
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                self.writer_waiting = False
+                PyThread_release_lock(self.lock)
+
+    def close(self):
+        """Stop taking messages; the partly filled chunk goes to the writer."""
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        if not self.closed:
+            self.closed = True
+            if self.active >= 0 and self.chunks[self.active].n > 0:
+                self._push_full(self.active)
+            elif self.writer_waiting:
+                self.writer_waiting = False
+                PyThread_release_lock(self.wakeup)
+            self.active = -1
+        PyThread_release_lock(self.lock)
+
+    @property
+    def pending_chunks(self):
+        return self.n_full
+
+    def stats(self):
+        return {"records": self.records, "bytes": self.bytes, "dropped": self.dropped,
+                "dropped_bytes": self.dropped_bytes, "buffer_bytes": self.allocated_bytes}
