@@ -11,6 +11,9 @@ COMMANDS = {
     "sim": ("fastfeed.cli.sim", "run the Upstox-compatible simulator"),
     "demo": ("fastfeed.cli.demo", "live table from the embedded simulator"),
     "watch": ("fastfeed.cli.watch", "live table from real Upstox (UPSTOX_ACCESS_TOKEN)"),
+    "record": ("fastfeed.cli.record", "record a market feed session into a capture file"),
+    "replay": ("fastfeed.cli.replay", "decode a capture file and print its counts and rate"),
+    "capture": ("fastfeed.cli.capture", "capture files: info PATH"),
 }
 
 
