@@ -4,7 +4,7 @@ import logging
 from fastfeed._decode import FeedDecoder
 from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
-from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedConnectionError,
+from fastfeed.errors import (AuthenticationError, CaptureError, DecodeError, FastfeedError, FeedConnectionError,
                              InstrumentLimitError, PortfolioDecodeError, ReconnectStoppedError,
                              SubscriptionLimitError)
 from fastfeed.events import Gap
@@ -21,6 +21,7 @@ __all__ = [
     "AuthenticationError",
     "BAR_DTYPE",
     "Bar",
+    "CaptureError",
     "DecodeError",
     "FastfeedError",
     "FeedClient",

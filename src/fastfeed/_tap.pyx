@@ -51,11 +51,13 @@ cdef class FrameTap:
     def __cinit__(self, Py_ssize_t chunk_bytes=4 << 20, Py_ssize_t max_bytes=64 << 20):
         if chunk_bytes < 4096:
             raise ValueError(f"chunk_bytes must be at least 4096, not {chunk_bytes}")
-        if max_bytes < 2 * chunk_bytes:
-            raise ValueError(f"max_bytes ({max_bytes}) must hold at least two chunks of {chunk_bytes}")
+        cdef Py_ssize_t cost = chunk_cost(chunk_bytes, chunk_bytes // RECORD_BYTES)
+        if max_bytes < 2 * cost:
+            raise ValueError(f"max_bytes ({max_bytes}) must hold at least two chunks "
+                             f"({cost} bytes each, with their record slots)")
         self.chunk_bytes = chunk_bytes
         self.max_bytes = max_bytes
-        self.max_chunks = max_bytes // chunk_bytes
+        self.max_chunks = max_bytes // cost
         self.chunks = <Chunk*>malloc(self.max_chunks * sizeof(Chunk))
         self.free_ids = <int*>malloc(self.max_chunks * sizeof(int))
         self.full_ids = <int*>malloc(self.max_chunks * sizeof(int))

@@ -16,8 +16,8 @@ from typing import Any
 _EXPORTS = {
     "frames": "file", "records": "file", "info": "file", "open_capture": "file",
     "Capture": "file", "KINDS": "file",
-    "replay": "replay", "play": "replay", "to_arrow": "replay", "to_parquet": "replay",
-    "ReplayCounts": "replay",
+    "replay": "playback", "play": "playback", "to_arrow": "playback", "to_parquet": "playback",
+    "ReplayCounts": "playback",
     "Recorder": "recorder",
 }
 

@@ -1,0 +1,92 @@
+"""The portfolio feed records the same way; the recording tap's memory bound and drop policy."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fastfeed.capture as capture
+from fastfeed import CaptureError, PortfolioFeed
+from fastfeed._tap import FRAME, GAP, REQUEST, FrameTap
+from fastfeed.portfolio.decode import decode_update
+
+from capture_helpers import TOKEN, wait
+
+
+def test_portfolio_recording(sim: Any, tmp_path: Path) -> None:
+    path = tmp_path / "portfolio.arrows"
+    seen: list[Any] = []
+    feed = PortfolioFeed(TOKEN, url=sim.portfolio_url, order=True, position=True, record=path)
+    feed.on_update(seen.append)
+    feed.start(timeout=20)
+    try:
+        wait(lambda: len(seen) >= 100, what="100 portfolio updates")
+    finally:
+        feed.stop()
+    assert feed.recording is None
+    data = path.read_bytes()
+    assert TOKEN.encode() not in data
+    info = capture.info(path)
+    assert info["metadata"]["feed"] == "portfolio" and info["complete"]
+    assert json.loads(info["metadata"]["subscriptions"]) == ["order", "position"]
+    assert "update_types" not in info["metadata"]["feed_url"]  # no query in the file
+    frames = list(capture.frames(path))
+    assert len(frames) == len(seen)
+    assert [decode_update(p) for _, p in frames] == seen
+
+
+def test_a_portfolio_capture_is_not_replayed_as_market_data(sim: Any, tmp_path: Path) -> None:
+    path = tmp_path / "p.arrows"
+    feed = PortfolioFeed(TOKEN, url=sim.portfolio_url, record=path)
+    feed.start(timeout=20)
+    feed.stop()
+    with pytest.raises(CaptureError, match="portfolio"):
+        capture.replay(path)
+
+
+def _drain(tap: FrameTap) -> list[tuple[int, int, bytes]]:
+    out = []
+    while (cid := tap.take(flush=True)) >= 0:
+        n, recv, kind, offsets, data = tap.buffers(cid)
+        rv = memoryview(recv).cast("q")
+        kv = memoryview(kind).cast("b")
+        ov = memoryview(offsets).cast("i")
+        out += [(rv[i], kv[i], bytes(data[ov[i]:ov[i + 1]])) for i in range(n)]
+        tap.give_back(cid)
+    return out
+
+
+def test_tap_drops_and_counts_past_its_bound_then_marks_the_gap() -> None:
+    tap = FrameTap(chunk_bytes=4096, max_bytes=12_000)  # two chunks
+    payload = b"x" * 1000
+    for i in range(40):  # nobody writes: room for eight
+        tap.add(FRAME, payload, recv_ns=1000 + i)
+    assert tap.records == 8 and tap.dropped == 32 and tap.dropped_bytes == 32_000
+    assert tap.allocated_bytes <= 12_000
+    kept = _drain(tap)
+    assert [r[2] for r in kept] == [payload] * tap.records
+    tap.add(REQUEST, b"{}", recv_ns=5000)
+    after = _drain(tap)
+    assert [k for _, k, _ in after] == [GAP, REQUEST]
+    gap = json.loads(after[0][2])
+    assert gap == {"reason": "recording_overflow", "dropped": tap.dropped,
+                   "stopped_ns": 1008, "restarted_ns": 5000}  # the first one dropped
+    tap.close()
+    tap.add(FRAME, payload)
+    assert _drain(tap) == [] and tap.closed
+
+
+def test_tap_refuses_a_bound_below_two_chunks() -> None:
+    with pytest.raises(ValueError):
+        FrameTap(chunk_bytes=4096, max_bytes=8192)
+
+
+def test_tap_takes_a_message_bigger_than_a_chunk() -> None:
+    tap = FrameTap(chunk_bytes=4096, max_bytes=64 << 10)
+    big = bytes(range(256)) * 40  # 10 KB
+    tap.add(FRAME, b"small", recv_ns=1)
+    tap.add(FRAME, big, recv_ns=2)
+    assert [(t, p) for t, _, p in _drain(tap)] == [(1, b"small"), (2, big)]
+    assert tap.dropped == 0
