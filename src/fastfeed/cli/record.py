@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
     parser.add_argument("--url", default=None, help="feed URL (default: Upstox's v3 market feed)")
     parser.add_argument("--plus", action="store_true", help="the account has Upstox Plus (full_d30)")
-    parser.add_argument("--compression", choices=("zstd", "lz4"), default="zstd")
+    parser.add_argument("--compression", choices=("zstd", "lz4"), default="lz4")
     parser.add_argument("--log-level", default="WARNING")
 
 

@@ -444,7 +444,7 @@ class FeedClient:
         log.error("a callback raised: %r", exc, exc_info=exc)
 
     # -- recording ----------------------------------------------------------------------------------
-    def record(self, path: Any, *, compression: str = "zstd", max_bytes: int = 64 << 20,
+    def record(self, path: Any, *, compression: str = "lz4", max_bytes: int = 64 << 20,
                flush_interval: float = 0.25) -> Any:
         """Record every message received (and every request sent, every reconnect gap) into the
         capture file `path` (Arrow IPC, see fastfeed.capture) until ``stop_recording()`` or
