@@ -90,3 +90,32 @@ def test_tap_takes_a_message_bigger_than_a_chunk() -> None:
     tap.add(FRAME, big, recv_ns=2)
     assert [(t, p) for t, _, p in _drain(tap)] == [(1, b"small"), (2, big)]
     assert tap.dropped == 0
+
+
+def test_an_unwritable_file_is_a_clear_error_and_changes_nothing(sim: Any, tmp_path: Path) -> None:
+    from fastfeed import MarketFeed
+
+    feed = MarketFeed(TOKEN, url=sim.market_url, instruments=["NSE_EQ|INE002A01018"])
+    with pytest.raises(OSError):
+        feed.record(tmp_path / "no-such-dir" / "x.arrows")
+    assert feed.recording is None
+    with pytest.raises(ValueError):
+        feed.record(tmp_path / "x.arrows", compression="gzip")
+    assert feed.recording is None and not (tmp_path / "x.arrows").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_stops_the_recording_not_the_feed(sim: Any) -> None:
+    from fastfeed import MarketFeed
+
+    feed = MarketFeed(TOKEN, url=sim.market_url, instruments=["NSE_EQ|INE002A01018"], mode="full")
+    feed.start(timeout=20)
+    try:
+        recorder = feed.record("/dev/full", flush_interval=0.05)
+        wait(lambda: recorder.error is not None, what="the write to fail")
+        frames = feed.decoder.frames
+        wait(lambda: feed.decoder.frames > frames + 20, what="the feed to go on")
+        stats = feed.stop_recording()
+    finally:
+        feed.stop()
+    assert stats is not None and "No space" in (stats["error"] or "")

@@ -97,7 +97,8 @@ class Recorder:
         return self._closed
 
     def close(self, timeout: float = 30.0) -> dict[str, Any]:
-        """Stop taking messages, write what is left, end the stream; returns ``stats()``."""
+        """Stop taking messages, write what is left, end the stream; returns ``stats()``. Never
+        raises for the disk's sake: a write that failed is logged and kept in ``error``."""
         if not self._closed:
             self._closed = True
             self.tap.close()
@@ -105,7 +106,11 @@ class Recorder:
             if self._thread.is_alive():
                 log.warning("%s: the writer did not finish within %.1f s", self.path, timeout)
             else:
-                self._finish()
+                try:
+                    self._finish()
+                except Exception as exc:  # a full disk: the file reads up to its last batch
+                    self.error = self.error or exc
+                    log.error("%s: finishing the file failed: %s", self.path, exc)
             _open.discard(self)
         return self.stats()
 
@@ -115,7 +120,8 @@ class Recorder:
         tap = self.tap
         return {"path": self.path, "records": tap.records, "bytes": tap.bytes,
                 "dropped": tap.dropped, "batches": self.batches, "file_bytes": self.file_bytes,
-                "buffer_bytes": tap.allocated_bytes, "closed": self._closed}
+                "buffer_bytes": tap.allocated_bytes, "closed": self._closed,
+                "error": repr(self.error) if self.error is not None else None}
 
     def __repr__(self) -> str:
         return f"<Recorder {self.path} records={self.tap.records} batches={self.batches}>"
