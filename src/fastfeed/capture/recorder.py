@@ -67,9 +67,11 @@ class Recorder:
         self._schema = schema(self.metadata)
         self._kinds = pa.array(KINDS, pa.string())
         self._sink = pa.OSFile(self.path, "wb")
+        # Compression runs in the writer thread itself, not in Arrow's thread pool: its cost is
+        # then where the writer is, and visible as the writer's.
+        options = pa.ipc.IpcWriteOptions(compression=compression, use_threads=False)
         try:
-            self._writer = pa.ipc.new_stream(
-                self._sink, self._schema, options=pa.ipc.IpcWriteOptions(compression=compression))
+            self._writer = pa.ipc.new_stream(self._sink, self._schema, options=options)
         except BaseException:
             self._sink.close()
             raise
