@@ -27,7 +27,7 @@ it sends and the gaps. One consumer: the writer thread.
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.buffer cimport PyBUF_READ
 from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
-                               PyThread_release_lock, PyThread_type_lock, WAIT_LOCK, NOWAIT_LOCK)
+                               PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.stdio cimport snprintf

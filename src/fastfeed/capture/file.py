@@ -17,6 +17,8 @@ import hashlib
 import json
 import logging
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -97,6 +99,53 @@ class Capture:
                 log.info("%s: stopped at a torn tail (%s)", self.path, exc)
                 return
             yield batch
+
+    def batches_ahead(self, depth: int = 2) -> Iterator[Any]:
+        """As ``batches()``, read and decompressed by a helper thread up to `depth` batches
+        ahead (pyarrow does it without the GIL), so that on a second core decompression overlaps
+        the caller's decoding. Memory stays bounded by `depth` batches."""
+        ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for batch in self.batches():
+                    if not put(batch):
+                        return
+                put(_END)
+            except BaseException as exc:  # handed to the caller's thread
+                put(_Failed(exc))
+
+        reader = threading.Thread(target=read, name="fastfeed-capture-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = ahead.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.exc
+                yield item
+        finally:
+            stop.set()
+            reader.join()
+
+
+_END = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    exc: BaseException
 
 
 def open_capture(path: Path, feed: str | None = None) -> Capture:

@@ -66,7 +66,7 @@ class _Player:
     def play(self, max_updates: int = -1, drain: Callable[[], None] | None = None) -> ReplayCounts:
         started = time.perf_counter()
         frames_before, decoder = self.decoder.frames, self.decoder
-        for batch in self.capture.batches():
+        for batch in self.capture.batches_ahead():
             self._batch(batch, max_updates, drain)
         c = self.counts
         c.frames = decoder.frames - frames_before + c.errors

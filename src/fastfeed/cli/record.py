@@ -68,12 +68,14 @@ def run(args: argparse.Namespace) -> int:
     live = sys.stdout.isatty()
     started = time.monotonic()
     deadline = started + args.duration if args.duration is not None else None
+    gave_up = False
     try:
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
             if live:
                 print("\r" + _line(feed, started), end="", flush=True)
-            if not feed.running:
+            if not feed.running:  # the feed stopped on its own (token refused, retries spent)
+                gave_up = True
                 break
     except KeyboardInterrupt:
         pass
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if stats is not None:
         print(f"wrote {stats['path']}: {stats['records']:,} records, {_size(stats['file_bytes'])}"
               + (f", {stats['dropped']:,} dropped" if stats["dropped"] else ""))
-    if feed.error is not None and not isinstance(feed.error, KeyboardInterrupt) and feed.connections == 0:
-        print(f"error: {feed.error}", file=sys.stderr)
+    if gave_up:
+        print(f"error: the feed stopped: {feed.error}", file=sys.stderr)
         return 1
     return 0
