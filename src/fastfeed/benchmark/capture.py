@@ -9,7 +9,7 @@ frames into a fresh decoder each round, best of ``rounds``:
 - ``replay``: ``fastfeed.capture.replay(path)`` (read, decompress, decode);
 - ``decode()``: a Python loop calling ``FeedDecoder.decode(bytes)`` per frame.
 
-    python -m fastfeed.benchmark.capture
+    python -m fastfeed.benchmark.capture      # unpinned: replay decompresses on a second core
 """
 from __future__ import annotations
 
