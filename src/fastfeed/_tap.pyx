@@ -305,6 +305,16 @@ cdef class FrameTap:
                 # Someone cleared the flag first: their post is on its way; take it.
                 PyThread_acquire_lock(self.wakeup, WAIT_LOCK)
 
+    def tail_gap(self):
+        """After close and the last ``take()``: the gap record (JSON bytes) for messages dropped
+        since the last one that fitted, or None. The writer's, once the receive path is done."""
+        if not ff_load(&self.closed_flag) or self.window_dropped == 0:
+            return None
+        gap = (f'{{"reason":"recording_overflow","dropped":{self.window_dropped},'
+               f'"stopped_ns":{self.window_first_ns},"restarted_ns":null}}').encode()  # never restarted
+        self.window_dropped = 0
+        return gap
+
     def close(self):
         """Stop taking messages (any thread); the writer then takes what is left."""
         ff_store(&self.closed_flag, 1)

@@ -73,9 +73,15 @@ def test_tap_drops_and_counts_past_its_bound_then_marks_the_gap() -> None:
     gap = json.loads(after[0][2])
     assert gap == {"reason": "recording_overflow", "dropped": tap.dropped,
                    "stopped_ns": 1008, "restarted_ns": 5000}  # the first one dropped
+    assert tap.tail_gap() is None  # only once closed
+    for i in range(40):  # fill up again, and drop at the very end
+        tap.add(FRAME, payload, recv_ns=6000 + i)
     tap.close()
     tap.add(FRAME, payload)
-    assert _drain(tap) == [] and tap.closed
+    assert len(_drain(tap)) == 8 and tap.closed
+    assert json.loads(tap.tail_gap()) == {"reason": "recording_overflow", "dropped": 32,
+                                          "stopped_ns": 6008, "restarted_ns": None}
+    assert tap.tail_gap() is None
 
 
 def test_tap_refuses_a_bound_below_two_chunks() -> None:
@@ -119,3 +125,37 @@ def test_a_full_disk_stops_the_recording_not_the_feed(sim: Any) -> None:
     finally:
         feed.stop()
     assert stats is not None and "No space" in (stats["error"] or "")
+
+
+def test_recording_memory_is_bounded_at_full_speed(tmp_path: Path) -> None:
+    # The simulator's benchmark mode pushes as fast as the socket drains: the writer may fall
+    # behind, memory may not grow past the bound, and no Python block is kept per frame.
+    import gc
+    import sys
+
+    from fastfeed import MarketFeed, ReconnectPolicy
+    from fastfeed.sim import SimulatorThread
+
+    with SimulatorThread(tokens=[TOKEN], bench=True, instruments=50, instruments_per_frame=2,
+                         ping_interval=None) as sim:
+        feed = MarketFeed(TOKEN, url=sim.market_url, instruments=sim.instruments, mode="full",
+                          reconnect=ReconnectPolicy.disabled(), ping_interval=None)
+        feed.start(timeout=20)
+        try:
+            recorder = feed.record(tmp_path / "fast.arrows", max_bytes=16 << 20)
+            wait(lambda: recorder.tap.records >= 20_000, what="warm-up")
+            gc.collect()
+            before, blocks = recorder.tap.records + recorder.tap.dropped, sys.getallocatedblocks()
+            wait(lambda: recorder.tap.records + recorder.tap.dropped >= before + 100_000,
+                 timeout=60, what="100k frames")
+            gc.collect()
+            grown = sys.getallocatedblocks() - blocks
+            assert grown < 2_000, f"{grown} blocks"
+            assert recorder.tap.allocated_bytes <= 16 << 20
+            stats = feed.stop_recording()
+        finally:
+            feed.stop()
+    assert stats is not None and stats["error"] is None
+    kinds = [k for _, k, _ in capture.records(tmp_path / "fast.arrows")]
+    assert kinds.count("frame") + stats["dropped"] >= 100_000
+    assert (stats["dropped"] > 0) == ("gap" in kinds)  # a drop is always marked in the file

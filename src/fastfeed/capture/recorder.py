@@ -143,6 +143,9 @@ class Recorder:
                     self._write(cid)
                     continue
                 if closed:
+                    gap = tap.tail_gap()  # drops after the last message that fitted
+                    if gap is not None:
+                        self._write_gap(gap)
                     return
                 if due:
                     next_flush = now + interval
@@ -166,6 +169,15 @@ class Recorder:
             del batch
         finally:
             self.tap.give_back(cid)
+        self.batches += 1
+        self.file_bytes = self._sink.tell()
+
+    def _write_gap(self, payload: bytes) -> None:
+        pa = self._pa
+        self._writer.write_batch(pa.RecordBatch.from_arrays([
+            pa.array([time.time_ns()], pa.int64()),
+            pa.DictionaryArray.from_arrays(pa.array([GAP], pa.int8()), self._kinds),
+            pa.array([payload], pa.binary())], schema=self._schema))
         self.batches += 1
         self.file_bytes = self._sink.tell()
 
