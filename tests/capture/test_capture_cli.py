@@ -80,3 +80,24 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     started = time.monotonic()
     out = _cli("record", str(tmp_path / "no-dir" / "x.arrows"), "--instruments", KEYS[0], env=_env())
     assert out.returncode == 2 and "Traceback" not in out.stderr and time.monotonic() - started < 60
+
+
+def test_a_killed_recorder_leaves_a_readable_file(sim: Any, tmp_path: Path) -> None:
+    # SIGKILL: no atexit, no flush. What was written (whole batches) reads back; the torn tail
+    # and what was still in memory are lost.
+    path = tmp_path / "killed.arrows"
+    proc = subprocess.Popen([sys.executable, "-m", "fastfeed", "record", str(path), "--instruments",
+                             *KEYS, "--mode", "full", "--url", sim.market_url], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Read while it is being written: the reader stops at the tail being written.
+        wait(lambda: path.exists() and path.stat().st_size > 1000
+             and capture.info(path)["batches"] >= 2, timeout=60, what="two batches on disk")
+    finally:
+        proc.kill()
+        proc.wait(30)
+    about = capture.info(path)
+    assert not about["complete"] and about["batches"] >= 2
+    frames = list(capture.frames(path))
+    assert len(frames) == about["counts"]["frame"] > 0
+    assert capture.replay(path).frames == len(frames)
