@@ -4,8 +4,9 @@ import logging
 from fastfeed._decode import FeedDecoder
 from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
-from fastfeed.errors import (AuthenticationError, CaptureError, DecodeError, FastfeedError, FeedConnectionError,
-                             InstrumentLimitError, PortfolioDecodeError, ReconnectStoppedError,
+from fastfeed.errors import (AuthenticationError, CaptureError, DecodeError, FastfeedError,
+                             FeedClosedError, FeedConnectionError, InstrumentLimitError,
+                             PermanentConnectionError, PortfolioDecodeError, ReconnectStoppedError,
                              SubscriptionLimitError)
 from fastfeed.events import Gap
 from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
@@ -25,11 +26,13 @@ __all__ = [
     "DecodeError",
     "FastfeedError",
     "FeedClient",
+    "FeedClosedError",
     "FeedConnectionError",
     "FeedDecoder",
     "Gap",
     "InstrumentLimitError",
     "MarketFeed",
+    "PermanentConnectionError",
     "PortfolioDecodeError",
     "PortfolioFeed",
     "Quote",
