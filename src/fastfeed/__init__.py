@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from fastfeed._decode import FeedDecoder
     from fastfeed._render import to_dict
     from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
-    from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedClosedError,
-                                 FeedConnectionError, InstrumentLimitError,
+    from fastfeed.errors import (AuthenticationError, CaptureError, DecodeError, FastfeedError,
+                                 FeedClosedError, FeedConnectionError, InstrumentLimitError,
                                  PermanentConnectionError, PortfolioDecodeError,
                                  ReconnectStoppedError, SubscriptionLimitError)
     from fastfeed.events import Gap
@@ -32,6 +32,7 @@ _WHERE = {
     "AuthenticationError": "fastfeed.errors",
     "BAR_DTYPE": "fastfeed._store",
     "Bar": "fastfeed.quote",
+    "CaptureError": "fastfeed.errors",
     "DecodeError": "fastfeed.errors",
     "FastfeedError": "fastfeed.errors",
     "FeedClient": "fastfeed.transport",
@@ -62,6 +63,7 @@ __all__ = [
     "AuthenticationError",
     "BAR_DTYPE",
     "Bar",
+    "CaptureError",
     "DecodeError",
     "FastfeedError",
     "FeedClient",

@@ -25,6 +25,9 @@ COMMANDS = {
     "watch": ("fastfeed.cli.watch", "live table from real Upstox (token in UPSTOX_ACCESS_TOKEN)"),
     "sim": ("fastfeed.cli.sim", "run the Upstox-compatible simulator until Ctrl-C"),
     "bench": ("fastfeed.cli.bench", "measure decode speed against upb and the official SDK"),
+    "record": ("fastfeed.cli.record", "record a market feed session into a capture file"),
+    "replay": ("fastfeed.cli.replay", "decode a capture file and print its counts and rate"),
+    "capture": ("fastfeed.cli.capture", "capture files: info PATH"),
 }
 
 

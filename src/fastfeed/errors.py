@@ -89,3 +89,7 @@ class PortfolioDecodeError(FastfeedError, ValueError):
         self.kind = kind
         self.reason = reason
         self.text = text
+
+
+class CaptureError(FastfeedError, ValueError):
+    """A file that is not a fastfeed capture (or not the kind asked for), or pyarrow is missing."""

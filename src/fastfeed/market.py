@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class MarketFeed(FeedClient):
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)
     DEFAULT_URL = UPSTOX_MARKET_URL
+    FEED_NAME = "market"
     RETIRED_PATHS = {"/v2/feed/market-data-feed": (
         "Upstox switched the market-data feed v2 off on 2025-08-22: use v3, "
         f"{UPSTOX_MARKET_URL} (the path /v3/feed/market-data-feed)")}
@@ -82,7 +84,8 @@ class MarketFeed(FeedClient):
                  max_instruments: int = 4096, ring_capacity: int = 1 << 16,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK) -> None:
+                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK,
+                 record: str | os.PathLike[str] | None = None) -> None:
         mode = check_mode(mode)
         super().__init__(access_token, token_provider=token_provider, url=url, authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
@@ -110,6 +113,8 @@ class MarketFeed(FeedClient):
         instruments = list(instruments)
         if instruments:
             self.subscribe(instruments, mode)
+        if record is not None:
+            self.record(record)
 
     # -- subscriptions (any thread; before the connection opens too) --------------------------------
     def subscribe(self, keys: str | Iterable[str], mode: str = "ltpc") -> None:
@@ -142,11 +147,15 @@ class MarketFeed(FeedClient):
         with self._book_lock:
             return dict(self._book.wanted)
 
+    def _recording_subscriptions(self) -> dict[str, str]:
+        return self.subscriptions
+
     def _send(self, method: str, keys: list[str], mode: str | None) -> None:
         if not self.connected or not keys:
             return  # sent on open
         for payload in requests(method, keys, mode, self._request_chunk):
-            self._send_binary(payload)
+            if self._send_binary(payload):
+                self._record_request(payload)
 
     # -- reading --------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
@@ -382,6 +391,7 @@ class MarketFeed(FeedClient):
         for mode in MODES:
             for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
                 transport.send(_BINARY, payload)
+                self._record_request(payload)
 
     def _delivered(self) -> int:
         return self.decoder.updates

@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 
+from fastfeed.errors import FastfeedError
 from fastfeed.loop import new_event_loop
 from fastfeed.sim import Faults, Simulator
 from fastfeed.sim.frames import PHASES
@@ -48,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--bench", action="store_true",
                    help="push a pre-encoded frame pool as fast as the socket drains")
     f.add_argument("--bench-frames", type=int, help="in --bench, close with 1000 after this many frames")
+    f.add_argument("--replay", metavar="PATH",
+                   help="serve this market capture to every client that subscribes")
+    f.add_argument("--speed", type=float, metavar="X",
+                   help="with --replay: X times the recorded pace (default: as fast as it drains)")
     x = parser.add_argument_group("fault switches (apply to every new connection)")
     x.add_argument("--abort-after-frames", type=int, metavar="N",
                    help="drop the TCP connection, without a close frame, after N frames")
@@ -94,6 +99,7 @@ async def _serve(args: argparse.Namespace) -> None:
         redirect_status=args.redirect_status, ping_interval=args.ping_interval or None,
         ping_timeout=args.ping_timeout, faults=_faults(args), phase=args.phase, bench=args.bench,
         bench_frames=args.bench_frames, portfolio_rate=args.portfolio_rate,
+        replay=args.replay, replay_speed=args.speed,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         loop.run_until_complete(_serve(args))
     except KeyboardInterrupt:
         pass
+    except (FastfeedError, ValueError) as exc:  # a bad --replay file
+        raise CommandError(str(exc)) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CommandError(f"cannot listen on {args.host}:{args.port}: the port is already in "

@@ -17,6 +17,7 @@ from .auth import MARKET, Grant
 from .connection import Pacer, Session, now_ms
 from .faults import Faults
 from .prices import is_valid_key, stable_seed, universe
+from .replay import keep_subscribed
 from .redact import redacting_logger
 
 if TYPE_CHECKING:
@@ -242,6 +243,9 @@ class MarketSession(Session):
     async def drive(self) -> None:
         self._wake = asyncio.Event()
         await self.wait_writable()
+        if self.sim.replay is not None:
+            await self._play_capture()
+            return
         self.send_data(frames.market_info(now_ms(), self.sim.phase))
         loop = asyncio.get_running_loop()
         pacer = Pacer(loop.time())
@@ -334,3 +338,39 @@ class MarketSession(Session):
             writes += 1
             if writes % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    # -- serving a capture ------------------------------------------------------------------
+    async def _play_capture(self) -> None:
+        """The recorded frames from the first, once something is subscribed, keeping the entries
+        of the keys this connection subscribed; then the connection stays open, quiet."""
+        source = self.sim.replay
+        assert source is not None and self._wake is not None
+        while not self.subscriptions and not self.closing:
+            self._wake.clear()
+            await self._wake.wait()
+        loop = asyncio.get_running_loop()
+        origin: tuple[int, float] | None = None
+        sent = 0
+        for recv_ns, payload in source.frames():
+            self._pending.clear()  # no generated snapshots: the capture has its own
+            if source.speed:
+                if origin is None:
+                    origin = (recv_ns, loop.time())
+                delay = origin[1] + (recv_ns - origin[0]) / 1e9 / source.speed - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            frame = keep_subscribed(payload, self.subscriptions)
+            if frame is None:
+                continue
+            while not self.can_send():
+                if self.closing:
+                    return
+                await self.wait_writable()
+            self.send_data(frame)
+            sent += 1
+            if sent % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # requests and pings get their turn
+        self.tally.bump("replays_finished")
+        while not self.closing:
+            self._wake.clear()
+            await self._wake.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import ssl
 import time
 from http import HTTPStatus
@@ -25,6 +26,7 @@ from .market import MarketSession
 from .portfolio import UPDATE_TYPES, PortfolioSession, parse_update_types
 from .prices import Market, universe
 from .redact import picows_logger, redacting_logger
+from .replay import CaptureSource
 from .tls import LocalCA
 
 log = redacting_logger(__name__)  # no token may reach a log, even by mistake
@@ -73,6 +75,8 @@ class Simulator:
         caps: Mapping[str, tuple[int, int]] | None = None,
         code_ttl: float = 60.0,
         max_frame_size: int = 1 << 20,
+        replay: str | os.PathLike[str] | None = None,
+        replay_speed: float | None = None,
     ) -> None:
         if redirect_status not in (301, 302, 303, 307, 308):
             raise ValueError("redirect_status must be a 3xx redirect")
@@ -105,6 +109,8 @@ class Simulator:
         if caps:
             self.caps.update(caps)
         self.max_frame_size = max_frame_size
+        # A capture to serve instead of the generated market (see sim/replay.py).
+        self.replay = CaptureSource(replay, replay_speed) if replay is not None else None
         self.counters = Counters()
         self.sessions: set[Session] = set()
         # Tasks of sessions already gone, cancelled but not yet ended: stop() waits for them too.
