@@ -152,4 +152,5 @@ def test_hub_command_errors_are_one_line() -> None:
     env = {k: v for k, v in os.environ.items() if k != "UPSTOX_ACCESS_TOKEN"}
     out = subprocess.run([sys.executable, "-m", "fastfeed", "hub", "--share", "bad/name"],
                          env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert out.returncode == 1 and "error: " in out.stderr and "share name" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

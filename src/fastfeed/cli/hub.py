@@ -1,5 +1,5 @@
-"""`python -m fastfeed hub --share NAME ...`: one Upstox connection shared with every local
-process through shared memory (fastfeed.attach(NAME)), with Prometheus metrics."""
+"""`fastfeed hub --share NAME ...`: one Upstox connection shared with every local process through
+shared memory (fastfeed.attach(NAME)), with Prometheus metrics. Runs until SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,9 @@ import sys
 
 from fastfeed.errors import FastfeedError
 from fastfeed.loop import new_event_loop
-from fastfeed.transport.subscriptions import MODES
+from fastfeed.schema import MODES
+
+from .errors import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=None, metavar="P",
                         help="serve Prometheus metrics on this port (0: any free port)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
-                        help="address of the metrics endpoint (default: loopback only)")
+                        help="address of the metrics endpoint")
     parser.add_argument("--max-instruments", type=int, default=4096)
     parser.add_argument("--ring-capacity", type=int, default=1 << 16)
     parser.add_argument("--log-level", default="INFO")
@@ -43,11 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         hub = build_hub(args)
         loop.run_until_complete(hub.serve())
-    except KeyboardInterrupt:
-        return 0
-    except (FastfeedError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (FastfeedError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
     finally:
         loop.close()
     return 0

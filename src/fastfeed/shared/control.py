@@ -75,7 +75,7 @@ class Interest:
 
     def add(self, reader: dict[str, str], keys: list[str], mode: str) -> list[str]:
         """`reader` (its key -> mode) now wants `keys` in `mode`. All or nothing."""
-        check_mode(mode)
+        mode = check_mode(mode)
         upstream = self.feed.subscriptions
         plan: dict[str, str] = {}
         for key in keys:

@@ -190,7 +190,7 @@ class SharedFeed:
         """Ask the hub for `keys` in `mode`. The hub checks Upstox's caps as MarketFeed does:
         SubscriptionLimitError (nothing changed) or the keys, once they are subscribed."""
         keys = normalize_keys(keys)
-        check_mode(mode)
+        mode = check_mode(mode)
         return list(self._channel().request("subscribe", keys=keys, mode=mode)["keys"])
 
     def unsubscribe(self, keys: str | Iterable[str]) -> list[str]:
