@@ -1,0 +1,16 @@
+from fastfeed._decode import FeedDecoder
+
+RECV_HEADER: str
+
+class Outbox:
+    capacity: int
+    messages: int
+    dropped: int
+    unmatched: int
+    taken_bytes: int
+    def __init__(self, prefix: str = "upstox", capacity: int = ...) -> None: ...
+    @property
+    def pending(self) -> int: ...
+    def capture(self, decoder: FeedDecoder, applied: int) -> int: ...
+    def capture_status(self, decoder: FeedDecoder) -> bool: ...
+    def take(self) -> bytes | None: ...

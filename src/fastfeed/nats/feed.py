@@ -1,0 +1,309 @@
+"""NatsFeed: a hub's quotes on another machine, rebuilt from NATS into a local FeedDecoder.
+
+    async with NatsFeed("nats://hub:4222") as feed:      # every instrument's state is in
+        print(feed.quote("NSE_EQ|INE002A01018"))
+        async for batch in feed.updates():
+            ...
+
+It reads the bridge's stream with a JetStream ordered consumer that starts with the last message
+of every subject (DeliverLastPerSubject) and then follows new ones; each message is a one-entry
+FeedResponse, decoded by the same decoder as the hub's with the hub's receive time, so quotes
+equal the hub's. Entering the block returns once that first pass is in.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, AsyncIterator, Callable, Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from fastfeed._decode import FeedDecoder
+from fastfeed.errors import FastfeedError
+from fastfeed.events import MARKET_STATUS, EventRegistry
+from fastfeed.market import UpdateBatch, _percentiles, _settle
+from fastfeed.nats._outbox import RECV_HEADER
+from fastfeed.nats.bridge import redacted, server_list
+from fastfeed.nats.subjects import check_prefix, instrument_filter, status_subject, stream_name
+from fastfeed.quote import Quote
+
+log = logging.getLogger(__name__)
+
+_LATENCY_SAMPLES = 1 << 16   # hub receive -> quote here, most recent, ns; a power of two
+
+
+class NatsFeed:
+    """Quotes from a Bridge's JetStream stream: ``quote``, ``snapshot``, ``updates()``,
+    ``wait_for``, ``on_update``/``on_quote`` as MarketFeed offers them, and ``stats()``.
+
+    ``instruments``: keys to follow (default: every instrument the hub publishes).
+    Event (``on``): ``market_status(dict segment -> status)``.
+    """
+
+    EVENTS = (MARKET_STATUS,)
+
+    def __init__(self, servers: str | Iterable[str], *, prefix: str = "upstox",
+                 instruments: str | Iterable[str] | None = None, stream: str | None = None,
+                 max_instruments: int = 4096, ring_capacity: int = 1 << 16,
+                 connect_timeout: float = 5.0, ready_timeout: float = 30.0) -> None:
+        self.servers = server_list(servers)
+        self.prefix = check_prefix(prefix)
+        self.stream = stream or stream_name(prefix)
+        if isinstance(instruments, str):
+            instruments = [instruments]
+        self.instruments_wanted = None if instruments is None else list(dict.fromkeys(instruments))
+        filters = ([f"{self.prefix}.>"] if self.instruments_wanted is None else
+                   [instrument_filter(self.prefix, k) for k in self.instruments_wanted]
+                   + [status_subject(self.prefix)])
+        self._filters = filters
+        self.connect_timeout = connect_timeout
+        self.ready_timeout = ready_timeout
+        self.decoder = FeedDecoder(max_instruments, ring_capacity)
+        self.store = self.decoder.store
+        self.events = EventRegistry(self.EVENTS, owner="NatsFeed")
+        self.messages = 0
+        self.decode_errors = 0
+        self.ring_overruns = 0
+        self.disconnects = 0
+        self._nc: Any = None
+        self._sub: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = False
+        self._last_seq = 0               # stream sequence of the last message applied
+        self._closed = False
+        self._update_fns: list[Callable[[npt.NDArray[Any]], Any]] = []
+        self._quote_fns: dict[str, list[Callable[[Quote], Any]]] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._latency = np.zeros(_LATENCY_SAMPLES, dtype=np.int64)
+        self._latency_n = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> "NatsFeed":
+        """Connect, subscribe and return once every subject's last message is applied."""
+        import nats
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
+
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._nc = await nats.connect(
+            self.servers, name="fastfeed-natsfeed", allow_reconnect=True,
+            max_reconnect_attempts=-1, reconnect_time_wait=0.25, ping_interval=2.0,
+            max_outstanding_pings=2, connect_timeout=self.connect_timeout,
+            disconnected_cb=self._disconnected, error_cb=self._error)
+        js = self._nc.jetstream()
+        try:
+            info = await js.stream_info(self.stream)
+        except NotFoundError:
+            await self._nc.close()
+            raise FastfeedError(f"no stream {self.stream} on {redacted(self.servers)}: "
+                                "is a Bridge publishing there?") from None
+        config = ConsumerConfig(filter_subjects=self._filters) if len(self._filters) > 1 else None
+        self._sub = await js.subscribe(
+            self._filters[0], stream=self.stream, cb=self._on_msg, config=config,
+            ordered_consumer=True, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            idle_heartbeat=2.0, pending_msgs_limit=1 << 20, pending_bytes_limit=256 << 20)
+        if info.state.messages == 0:
+            self._ready = True
+        try:
+            await asyncio.wait_for(self._initial_pass(), self.ready_timeout)
+        except asyncio.TimeoutError:
+            await self.close()
+            raise FastfeedError(f"the last messages of {self.stream} did not arrive in "
+                                f"{self.ready_timeout} s") from None
+        return self
+
+    async def _initial_pass(self) -> None:
+        # Done when a message says nothing more is pending, or the consumer says so and
+        # everything it delivered is applied.
+        while not self._ready:
+            ci = await self._sub.consumer_info()
+            if ci.num_pending == 0 and self._last_seq >= (ci.delivered.stream_seq or 0):
+                self._ready = True
+                break
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self._closed = True
+        nc, self._nc, self._sub = self._nc, None, None
+        if nc is not None:
+            try:
+                await nc.close()
+            except Exception as exc:
+                log.debug("NatsFeed: close: %r", exc)
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def __aenter__(self) -> "NatsFeed":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- per message -------------------------------------------------------------------------------
+    async def _on_msg(self, msg: Any) -> None:
+        headers = msg.headers
+        recv_ns = int(headers.get(RECV_HEADER, 0)) if headers else 0
+        try:
+            n = self.decoder.decode(msg.data, recv_ns or None)
+        except Exception as exc:  # not a FeedResponse: counted, nothing changed
+            self.decode_errors += 1
+            log.warning("NatsFeed: %s on %s dropped: %s", type(exc).__name__, msg.subject, exc)
+            return
+        self.messages += 1
+        if not self._ready:
+            meta = msg.metadata
+            self._last_seq = meta.sequence.stream
+            if meta.num_pending == 0:
+                self._ready = True
+        if n == 0:
+            if msg.subject.endswith(".market_status"):
+                self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+            return
+        if recv_ns:
+            self._latency[self._latency_n & (_LATENCY_SAMPLES - 1)] = time.time_ns() - recv_ns
+            self._latency_n += 1
+        if self._update_fns or self._quote_fns:
+            self._dispatch(n)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    def _dispatch(self, n: int) -> None:
+        records = self.store.latest(n)
+        call = self.events.call
+        for fn in self._update_fns:
+            call(fn, records, where="on_update")
+        if self._quote_fns:
+            keys = self.store.instruments
+            for row in records["row"].tolist():
+                key = keys[row]
+                fns = self._quote_fns.get(key)
+                if fns:
+                    quote = self.store.quote(key)
+                    for fn in fns:
+                        call(fn, quote, where="on_quote")
+
+    async def _disconnected(self) -> None:
+        if not self._closed:
+            self.disconnects += 1
+            self.store.mark_stale()  # until each instrument's next message
+
+    async def _error(self, exc: Exception) -> None:
+        log.debug("NatsFeed: NATS: %r", exc)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def quote(self, key: str) -> Quote | None:
+        """The latest Quote of `key` (None if none arrived). Safe from any thread."""
+        return self.store.quote(key)
+
+    @property
+    def snapshot(self) -> npt.NDArray[Any]:
+        return self.store.snapshot
+
+    @property
+    def ring(self) -> npt.NDArray[Any]:
+        return self.store.ring
+
+    @property
+    def instruments(self) -> list[str]:
+        return self.store.instruments
+
+    @property
+    def market_status(self) -> dict[str, Any]:
+        return dict(self.decoder.market_status)
+
+    def on(self, event: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self.events.on(event, fn)
+
+    def off(self, event: str, fn: Callable[..., Any] | None = None) -> None:
+        self.events.off(event, fn)
+
+    def on_update(self, fn: Callable[[npt.NDArray[Any]], Any]) -> Callable[[npt.NDArray[Any]], Any]:
+        """Call ``fn(records)`` per applied message: its ring records, a view valid during the call."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        self._update_fns = [*self._update_fns, fn]
+        return fn
+
+    def on_quote(self, key: str, fn: Callable[[Quote], Any]) -> Callable[[Quote], Any]:
+        """Call ``fn(quote)`` with the new Quote each time `key` updates."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        self._quote_fns = {**self._quote_fns, key: [*self._quote_fns.get(key, []), fn]}
+        return fn
+
+    def off_update(self, fn: Callable[..., Any]) -> None:
+        self._update_fns = [f for f in self._update_fns if f is not fn]
+
+    def off_quote(self, key: str, fn: Callable[..., Any] | None = None) -> None:
+        fns = [f for f in self._quote_fns.get(key, []) if fn is not None and f is not fn]
+        quote_fns = dict(self._quote_fns)
+        if fns:
+            quote_fns[key] = fns
+        else:
+            quote_fns.pop(key, None)
+        self._quote_fns = quote_fns
+
+    async def updates(self, limit: int | None = None, from_start: bool = False) -> AsyncIterator[UpdateBatch]:
+        """Batches of ring records as they arrive, with this iterator's own cursor; a consumer a
+        whole ring behind loses the oldest (``batch.missed``). Ends when the feed is closed."""
+        reader = self.store.reader(from_start)
+        limit = self.store.ring_capacity if limit is None or limit <= 0 else limit
+        while True:
+            if reader.pending:
+                records, missed = reader.read(limit)
+                if missed:
+                    self.ring_overruns += missed
+                yield UpdateBatch(records, int(missed))
+                continue
+            if self._closed:
+                return
+            assert self._loop is not None
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    async def wait_for(self, key: str, timeout: float | None = None) -> Quote:
+        """The quote of `key` once it has arrived (at once if it already has)."""
+        async def arrived() -> Quote:
+            while True:
+                quote = self.store.quote(key)
+                if quote is not None and quote.updates > 0:
+                    return quote
+                if self._closed:
+                    raise FastfeedError("the NatsFeed was closed")
+                assert self._loop is not None
+                waiter: asyncio.Future[None] = self._loop.create_future()
+                self._waiters.append(waiter)
+                await waiter
+        return await asyncio.wait_for(arrived(), timeout)
+
+    # -- stats -------------------------------------------------------------------------------------
+    def latency(self) -> dict[str, float]:
+        """Hub receive to quote applied here (µs): percentiles of the most recent messages."""
+        samples = self._latency[:min(self._latency_n, _LATENCY_SAMPLES)] / 1e3
+        return _percentiles(samples)
+
+    def stats(self) -> dict[str, Any]:
+        nc = self._nc
+        return {
+            "connected": bool(nc is not None and nc.is_connected), "ready": self._ready,
+            "stream": self.stream, "messages": self.messages, "updates": self.decoder.updates,
+            "decode_errors": self.decode_errors, "instruments": len(self.store),
+            "ring_overruns": self.ring_overruns, "disconnects": self.disconnects,
+            "last_stream_seq": self._last_seq, "hub_to_quote_us": self.latency(),
+        }
+
+    def __repr__(self) -> str:
+        return (f"<NatsFeed {self.prefix}.> from {redacted(self.servers)} "
+                f"instruments={len(self.store)} updates={self.decoder.updates}>")
+
+
+__all__ = ["NatsFeed"]
