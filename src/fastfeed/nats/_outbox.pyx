@@ -203,6 +203,11 @@ cdef class Outbox:
         return self._put(self.status, NULL, 0, s.buf + s.info_off, s.info_len, s.type_,
                          s.current_ts, 0, 0x22)
 
+    def queue_status(self, bytes market_info, int64_t current_ts):
+        """Queue a MarketInfo message's bytes on the status subject, as a market_info frame."""
+        return self._put(self.status, NULL, 0, <const uint8_t*>PyBytes_AS_STRING(market_info),
+                         PyBytes_GET_SIZE(market_info), 2, current_ts, 0, 0x22)
+
     def take(self):
         """Everything queued, as one bytes object (None if nothing is), and an empty outbox."""
         if self.used == 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
@@ -101,10 +102,29 @@ class Bridge:
         self._closing = False
         self.feed.on_update(self._on_update)
         self.feed.on("market_status", self._on_market_status)
+        if self.feed.decoder.market_status:
+            self._queue_known_status()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._connect(), name="fastfeed-bridge-connect"),
                        loop.create_task(self._pump(), name="fastfeed-bridge-pump")]
         return self
+
+    def _queue_known_status(self) -> None:
+        # Started on a feed that already had its market_info frame, whose bytes are gone: the one
+        # message built here rather than forwarded, so that readers still get the status.
+        from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+
+        d = self.feed.decoder
+        info = pb.MarketInfo()
+        for segment, status in d.market_status.items():
+            info.segmentStatus[segment] = (pb.MarketStatus.Value(status) if isinstance(status, str)
+                                           else status)
+        for target, source in ((info.casMarketStatus, d.cas_market_status),
+                               (info.preOpenSessionStatus, d.pre_open_status)):
+            for segment, (status, updated) in source.items():
+                target[segment].status = status
+                target[segment].updatedTime = updated
+        self.outbox.queue_status(info.SerializeToString(), time.time_ns() // 1_000_000)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop publishing: what is queued is flushed for up to `timeout` seconds."""

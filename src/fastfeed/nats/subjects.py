@@ -25,7 +25,7 @@ import re
 
 MARKET_STATUS = "market_status"
 # Bit order of the store's PART_* flags (LTPC=1, DEPTH=2, GREEKS=4, OHLC=8, STATS=16, SNAPSHOT=32).
-PART_LETTERS = "ldgois"
+PART_LETTERS = "ldgosi"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
