@@ -68,9 +68,11 @@ def test_nats_restart_hub_lives_on_bridge_reconnects_new_reader_gets_state(sim, 
             assert bridge.stats()["connects"] >= 2
             after = bridge.published
             await wait_until(lambda: bridge.published > after + 200, 20, "publishing again")
-            await settle(sim, hub, bridge)
+            await settle(sim, hub, bridge, stored=False)
             async with NatsFeed(nats_server.url, prefix="rs") as reader:
-                assert mismatches(hub, reader) == []
+                # Messages in flight when the server died are lost; later ones of the same
+                # instruments carry what they had, so the state converges to the hub's.
+                await wait_until(lambda: not mismatches(hub, reader), 20, "reader equals hub")
     run(main(), 120)
 
 
