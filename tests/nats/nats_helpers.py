@@ -32,15 +32,17 @@ def mismatches(hub: MarketFeed, reader: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-async def settle(sim: Any, hub: MarketFeed, bridge: Bridge, stored: bool = True) -> None:
-    """Stop the simulator's data; wait until the hub has every frame sent and the bridge has
-    handed every message to NATS and, with `stored`, JetStream has stored every one of them
-    (not after a server crash: what was in flight then is gone)."""
+async def stop_data(sim: Any, hub: MarketFeed) -> None:
+    """Stop the simulator's data and wait until the hub has every frame it sent."""
     sim.rate = 0
     await wait_until(lambda: hub.decoder.frames >= sim.counters.frames_sent, 20, "hub caught up")
+
+
+async def settle(sim: Any, hub: MarketFeed, bridge: Bridge) -> None:
+    """Stop the data; wait until the bridge has handed every message to NATS and JetStream has
+    stored every one of them."""
+    await stop_data(sim, hub)
     await bridge.flush()
-    if not stored:
-        return
     js = bridge._nc.jetstream()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20

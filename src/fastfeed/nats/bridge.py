@@ -4,13 +4,16 @@
         async with Bridge(feed, "nats://127.0.0.1:4222"):
             await feed.wait_closed()
 
-Per frame, on the feed's loop, the Cython outbox writes an ``HPUB`` per applied map entry into a
-bounded buffer: the entry's bytes as Upstox sent them inside a one-entry FeedResponse (type,
-currentTs), the hub's receive time in a header. Nothing waits on NATS there. A pump task hands
-the buffer to nats-py's writer whenever the loop is free and the connection has room; a slow or
-absent server fills the outbox and further messages are dropped and counted, never queued
-without bound. The JetStream stream keeps the last message per subject (see subjects.py), under
-``max_age`` and ``max_bytes``, so a reader that joins later rebuilds every instrument.
+Per frame, on the feed's loop, the Cython outbox copies each applied map entry, as Upstox sent
+it, into the slot of its subject and queues the slot; nothing waits on NATS there. A pump task
+turns the queue into ready-made ``HPUB`` commands (a one-entry FeedResponse: type, currentTs,
+the entry's bytes; the hub's receive time in a header) and hands them to nats-py's writer
+whenever the loop is free and the connection has room. While NATS keeps up, every update goes
+out; when it is slow or away, an update still waiting is replaced by the next one of its
+subject and counted as dropped, so memory stays bounded and the newest state is what goes out.
+After every reconnect the latest update of every subject is sent again, so the stream holds the
+hub's state even when the server lost what was in flight or restarted empty. The JetStream
+stream keeps the last message per subject (see subjects.py) under ``max_age`` and ``max_bytes``.
 """
 from __future__ import annotations
 
@@ -48,8 +51,9 @@ def redacted(servers: list[str]) -> str:
 class Bridge:
     """Publishes every instrument update and the market status of `feed` to NATS.
 
-    ``buffer_bytes`` bounds the outbox (the feed side), ``max_pending_bytes`` what is handed to
-    the NATS connection but not yet written. ``max_msgs_per_subject``, ``max_age`` (seconds) and
+    ``buffer_bytes`` bounds one write handed to NATS, ``max_pending_bytes`` what is handed to the
+    NATS connection but not yet written; the outbox holds one slot per subject (at most
+    ``16 * max_instruments``), however slow NATS is. ``max_msgs_per_subject``, ``max_age`` (seconds) and
     ``max_bytes`` bound the JetStream stream; ``storage`` is ``"file"`` or ``"memory"``.
     Run it on the feed's event loop: ``async with Bridge(...)`` or ``await start()`` /
     ``await close()``. It connects, and reconnects, in the background.
@@ -58,7 +62,7 @@ class Bridge:
     def __init__(self, feed: Any, servers: str | Iterable[str], prefix: str = "upstox", *,
                  stream: str | None = None, max_msgs_per_subject: int = 1,
                  max_age: float = 24 * 3600.0, max_bytes: int = 1 << 30, storage: str = "file",
-                 buffer_bytes: int = 8 << 20, max_pending_bytes: int = 8 << 20,
+                 buffer_bytes: int = 1 << 20, max_pending_bytes: int = 8 << 20,
                  ping_interval: float = 2.0, connect_timeout: float = 2.0) -> None:
         if storage not in ("file", "memory"):
             raise ValueError("storage must be 'file' or 'memory'")
@@ -75,9 +79,9 @@ class Bridge:
         self.max_pending_bytes = max_pending_bytes
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
-        self.outbox = Outbox(self.prefix, buffer_bytes)
-        self.published = 0          # messages handed to the NATS connection
+        self.outbox = Outbox(self.prefix, buffer_bytes, feed.store.max_instruments)
         self.connects = 0
+        self.resent = 0             # updates sent again after reconnects
         self.disconnects = 0
         self._nc: Any = None
         self._ready = False         # connected and the stream is in place
@@ -163,6 +167,11 @@ class Bridge:
         await self._nc.flush()
 
     @property
+    def published(self) -> int:
+        """Messages handed to the NATS connection."""
+        return int(self.outbox.sent)
+
+    @property
     def connected(self) -> bool:
         return self._ready
 
@@ -214,6 +223,8 @@ class Bridge:
             await js.add_stream(config)
         except BadRequestError:  # it exists with other limits: take ours
             await js.update_stream(config)
+        if self.connects:
+            self.resent += self.outbox.resend_all()
         self.connects += 1
         self._ready = True
         log.info("bridge: publishing to %s, stream %s", redacted(self.servers), self.stream)
@@ -223,7 +234,7 @@ class Bridge:
     async def _disconnected(self) -> None:
         if self._ready:
             self.disconnects += 1
-            log.warning("bridge: NATS connection lost; updates queue, then drop, until it is back")
+            log.warning("bridge: NATS connection lost; the newest update per subject waits for it")
         self._ready = False
 
     async def _reconnected(self) -> None:
@@ -251,7 +262,6 @@ class Bridge:
                 data = self.outbox.take()
                 if data is None:
                     break
-                self.published = self.outbox.messages
                 # One write of many ready-made HPUB commands; nats-py's flusher sends it. (Its
                 # publish() is per message, in Python: far too slow for a full feed.)
                 await nc._send_command(data)
@@ -263,11 +273,12 @@ class Bridge:
         nc = self._nc
         return {
             "connected": self._ready, "stream": self.stream, "prefix": self.prefix,
-            "queued": ob.messages, "published": self.published, "dropped": ob.dropped,
-            "unmatched_frames": ob.unmatched, "outbox_bytes": ob.pending,
+            "updates": ob.updates, "published": ob.sent, "dropped": ob.dropped,
+            "refused": ob.refused, "waiting": ob.pending, "subjects": ob.slot_count,
+            "unmatched_frames": ob.unmatched,
             "pending_bytes": nc.pending_data_size if nc is not None else 0,
             "bytes_published": ob.taken_bytes, "connects": self.connects,
-            "disconnects": self.disconnects,
+            "disconnects": self.disconnects, "resent": self.resent,
         }
 
     def __repr__(self) -> str:
