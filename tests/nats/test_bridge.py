@@ -62,6 +62,7 @@ def test_nats_restart_hub_lives_on_bridge_reconnects_new_reader_gets_state(sim, 
         async with hub_for(sim) as hub, Bridge(hub, nats_server.url, prefix="rs") as bridge:
             await bridge.wait_connected(20)
             await wait_until(lambda: bridge.published > 200, 20, "bridge publishing")
+            early = await NatsFeed(nats_server.url, prefix="rs").start()  # lives through it
             nats_server.kill()
             await wait_until(lambda: not bridge.connected, 20, "bridge saw the loss")
             during = hub.decoder.updates
@@ -76,6 +77,11 @@ def test_nats_restart_hub_lives_on_bridge_reconnects_new_reader_gets_state(sim, 
             async with NatsFeed(nats_server.url, prefix="rs") as reader:
                 # JetStream stores asynchronously: the last resent messages may come live.
                 await wait_until(lambda: not mismatches(hub, reader), 20, "reader equals hub")
+            try:
+                await wait_until(lambda: not mismatches(hub, early), 20, "early reader equals hub")
+                assert early.stats()["disconnects"] >= 1
+            finally:
+                await early.close()
     run(main(), 120)
 
 

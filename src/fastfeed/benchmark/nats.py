@@ -7,6 +7,11 @@ process). The bridge drops what NATS cannot take in time and counts it; "bridged
 the NATS connection per second, "received" what the reader applied per second. The delay is
 measured in a second, paced run (``paced_rate`` updates per second), where it is not queueing.
 
+Beside them, in the same run, two baselines of the server itself with nats-py and no fastfeed:
+ready-made messages of the same size and subjects published in large batches into a stream of
+the same configuration (what JetStream can store per second here) and to subjects no stream
+holds (core NATS). The bridge's rate is bounded by the first.
+
     python -m fastfeed.benchmark.nats            # prints the table
 """
 from __future__ import annotations
@@ -93,7 +98,43 @@ async def _hub(sim_url: str, nats_url: str, keys: list[str], mode: str, reader_i
     await bridge.close()
     await feed.close()
     return {"hub_updates": feed.decoder.updates, "bridged": stats["published"],
-            "dropped": stats["dropped"], "hub_seconds": seconds}
+            "dropped": stats["dropped"], "hub_seconds": seconds,
+            "bytes_per_message": stats["bytes_published"] / max(1, stats["published"])}
+
+
+async def _baseline(url: str, size: int, subjects: int, stored: bool, seconds: float = 3.0) -> float:
+    """Messages per second nats-server takes from one connection: batches of `subjects`
+    ready-made HPUBs of `size` bytes, into a last-per-subject stream (`stored`) or none."""
+    import nats
+    from nats.js.api import StorageType, StreamConfig
+
+    nc = await nats.connect(url, pending_size=256 << 20)
+    try:
+        js = nc.jetstream()
+        prefix = "baseline_js" if stored else "baseline_core"
+        if stored:
+            await js.add_stream(StreamConfig(name="BASELINE", subjects=[f"{prefix}.>"],
+                                             max_msgs_per_subject=1, storage=StorageType.MEMORY,
+                                             max_bytes=256 << 20))
+        hdr = b"NATS/1.0\r\nFastfeed-Recv-Ns: 1234567890123456789\r\n\r\n"
+        body = b"x" * size
+        batch = b"".join(b"HPUB %s.s%d.ld %d %d\r\n%s%s\r\n" % (
+            prefix.encode(), i, len(hdr), len(hdr) + size, hdr, body) for i in range(subjects))
+        sent = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            await nc._send_command(batch)
+            await nc._flush_pending()
+            sent += subjects
+            while nc.pending_data_size > 4 << 20:
+                await asyncio.sleep(0.001)
+        await nc.flush(timeout=120)
+        if stored:
+            while (await js.stream_info("BASELINE")).state.last_seq < sent:
+                await asyncio.sleep(0.01)
+        return sent / (time.perf_counter() - t0)
+    finally:
+        await nc.close()
 
 
 def run(*, frames: int = 20_000, instruments: int = 1000, per_frame: int = 50, mode: str = "full",
@@ -139,6 +180,10 @@ def run(*, frames: int = 20_000, instruments: int = 1000, per_frame: int = 50, m
         out["paced_updates_per_s"] = paced["hub_updates"] / paced["hub_seconds"]
         out["paced_dropped"] = paced["dropped"]
         out["paced_latency_us"] = got["latency_us"]
+    size = int(hub["bytes_per_message"])
+    with NatsServer() as nats_server:
+        out["jetstream_baseline_per_s"] = uvloop.run(_baseline(nats_server.url, size, instruments, True))
+        out["core_baseline_per_s"] = uvloop.run(_baseline(nats_server.url, size, instruments, False))
     return out
 
 
@@ -154,6 +199,10 @@ def format_result(r: dict[str, Any]) -> str:
         f"hub->quote p50 {sat['p50']:,.0f} us, p99 {sat['p99']:,.0f} us (saturated)",
         f"  paced {r['paced_updates_per_s']:,.0f} updates/s: hub->quote p50 {paced['p50']:,.0f} us, "
         f"p99 {paced['p99']:,.0f} us, dropped {r['paced_dropped']:,}",
+        f"  baselines, nats-py batches of {r['bytes_per_message']:,.0f}-byte messages, no fastfeed: "
+        f"JetStream stores {r['jetstream_baseline_per_s']:,.0f}/s, core NATS takes "
+        f"{r['core_baseline_per_s']:,.0f}/s; bridged/JetStream = "
+        f"{r['bridged_per_s'] / r['jetstream_baseline_per_s']:.2f}",
     ])
 
 
