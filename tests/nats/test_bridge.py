@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
+
+import pytest
+
+from fastfeed.errors import FeedConnectionError
 
 from fastfeed.nats import Bridge, NatsFeed
 from feed_helpers import run
@@ -121,3 +127,34 @@ def test_a_key_with_spaces_survives_the_subject_mapping(sim, nats_server):
                 assert reader.instruments == [SPACED]
                 assert mismatches(hub, reader) == []
     run(main(), 90)
+
+
+def test_sync_hub_with_a_bridge(sim, nats_server):
+    # The feed on its own thread (`with feed:`); the bridge runs on that feed's loop.
+    with hub_for(sim) as hub, Bridge(hub, nats_server.url, prefix="sync") as bridge:
+        deadline = time.monotonic() + 20
+        while bridge.published < 50:
+            assert time.monotonic() < deadline, "nothing published"
+            time.sleep(0.01)
+    assert not bridge.connected
+
+
+def test_bad_input_is_refused_with_clear_errors(sim):
+    hub = hub_for(sim)
+    for bad in ([], [""], ""):
+        with pytest.raises(ValueError):
+            Bridge(hub, bad)
+    with pytest.raises(ValueError):
+        Bridge(hub, "nats://127.0.0.1:1", prefix="a b")
+    with pytest.raises(ValueError):
+        NatsFeed("nats://127.0.0.1:1", prefix="a.*")
+
+    async def unreachable() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with pytest.raises(FeedConnectionError) as err:
+            await NatsFeed(f"nats://user:secret@127.0.0.1:{port}", connect_timeout=0.5).start()
+        assert "secret" not in str(err.value)
+        assert "secret" not in repr(Bridge(hub, f"nats://user:secret@127.0.0.1:{port}"))
+    run(unreachable(), 30)

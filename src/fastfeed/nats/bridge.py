@@ -88,6 +88,7 @@ class Bridge:
         self._kick: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._warned = False
 
     # -- on the feed's loop, per frame -------------------------------------------------------------
     def _on_update(self, records: Any) -> None:
@@ -151,6 +152,23 @@ class Bridge:
                 await nc.close()
             except Exception as exc:  # already gone: nothing to close
                 log.debug("bridge: close: %r", exc)
+
+    # Synchronous code whose feed runs in its own thread (``with MarketFeed(...) as feed:``):
+    # ``with Bridge(feed, url):`` runs the bridge on the feed's loop.
+    def __enter__(self) -> "Bridge":
+        self._on_feed_loop(self.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._on_feed_loop(self.close())
+
+    def _on_feed_loop(self, coro: Any, timeout: float = 30.0) -> Any:
+        loop = getattr(self.feed, "_loop", None)
+        if loop is None or not loop.is_running():
+            coro.close()
+            raise RuntimeError("with Bridge(feed, ...) needs the feed running in the background "
+                               "(feed.start() or `with feed:`); in async code use `async with`")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     async def __aenter__(self) -> "Bridge":
         return await self.start()
@@ -223,6 +241,7 @@ class Bridge:
             await js.add_stream(config)
         except BadRequestError:  # it exists with other limits: take ours
             await js.update_stream(config)
+        self._warned = False
         if self.connects:
             self.resent += self.outbox.resend_all()
         self.connects += 1
@@ -244,6 +263,10 @@ class Bridge:
             log.warning("bridge: stream %s not set up after reconnect: %s", self.stream, exc)
 
     async def _error(self, exc: Exception) -> None:
+        if not self._ready and not self._warned:
+            self._warned = True  # once per outage: nats-py calls this on every attempt
+            log.warning("bridge: NATS %s unreachable (%s); retrying", redacted(self.servers),
+                        type(exc).__name__)
         log.debug("bridge: NATS: %r", exc)
 
     # -- publishing --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastfeed._decode import FeedDecoder
-from fastfeed.errors import FastfeedError
+from fastfeed.errors import FastfeedError, FeedConnectionError
 from fastfeed.events import MARKET_STATUS, EventRegistry
 from fastfeed.market import UpdateBatch, _percentiles, _settle
 from fastfeed.nats._outbox import RECV_HEADER
@@ -88,11 +88,17 @@ class NatsFeed:
 
         self._loop = asyncio.get_running_loop()
         self._closed = False
-        self._nc = await nats.connect(
-            self.servers, name="fastfeed-natsfeed", allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=0.25, ping_interval=2.0,
-            max_outstanding_pings=2, connect_timeout=self.connect_timeout,
-            disconnected_cb=self._disconnected, error_cb=self._error)
+        try:
+            # nats-py retries the first connection forever too (max_reconnect_attempts=-1):
+            # bounded here, so that an unreachable server is an error at once.
+            self._nc = await asyncio.wait_for(nats.connect(
+                self.servers, name="fastfeed-natsfeed", allow_reconnect=True,
+                max_reconnect_attempts=-1, reconnect_time_wait=0.25, ping_interval=2.0,
+                max_outstanding_pings=2, connect_timeout=self.connect_timeout,
+                disconnected_cb=self._disconnected, error_cb=self._error), 2 * self.connect_timeout)
+        except Exception as exc:
+            raise FeedConnectionError(f"NATS {redacted(self.servers)} unreachable: "
+                                      f"{type(exc).__name__}") from None
         js = self._nc.jetstream()
         try:
             info = await js.stream_info(self.stream)
