@@ -56,7 +56,9 @@ class Bridge:
     ``16 * max_instruments``), however slow NATS is. ``max_msgs_per_subject``, ``max_age`` (seconds) and
     ``max_bytes`` bound the JetStream stream; ``storage`` is ``"file"`` or ``"memory"``.
     Run it on the feed's event loop: ``async with Bridge(...)`` or ``await start()`` /
-    ``await close()``. It connects, and reconnects, in the background.
+    ``await close()`` (or ``with Bridge(...)`` for a feed running in its own thread). It
+    connects, and reconnects, in the background. Start it before the feed connects: updates the
+    feed applied before are not published, each instrument goes out with its next update.
     """
 
     def __init__(self, feed: Any, servers: str | Iterable[str], prefix: str = "upstox", *,
