@@ -5,10 +5,13 @@
         async for batch in feed.updates():
             ...
 
-It reads the bridge's stream with a JetStream ordered consumer that starts with the last message
-of every subject (DeliverLastPerSubject) and then follows new ones; each message is a one-entry
+It reads the bridge's stream with a JetStream push consumer that starts with the last message of
+every subject (DeliverLastPerSubject) and then follows new ones; each message is a one-entry
 FeedResponse, decoded by the same decoder as the hub's with the hub's receive time, so quotes
-equal the hub's. Entering the block returns once that first pass is in.
+equal the hub's. Entering the block returns once that first pass is in. The consumer's messages
+are picked out of the socket's bytes in C (_scan.pyx) and decoded there: nats-py's parser, in
+Python, handles everything else on the connection. A skipped consumer sequence, a silent consumer
+(no heartbeat) or a reconnect starts a new consumer from the last message per subject again.
 """
 from __future__ import annotations
 
@@ -17,21 +20,20 @@ import logging
 import time
 from typing import Any, AsyncIterator, Callable, Iterable
 
-import numpy as np
 import numpy.typing as npt
 
 from fastfeed._decode import FeedDecoder
 from fastfeed.errors import FastfeedError, FeedConnectionError
 from fastfeed.events import MARKET_STATUS, EventRegistry
 from fastfeed.market import UpdateBatch, _percentiles, _settle
-from fastfeed.nats._outbox import RECV_HEADER
+from fastfeed.nats._scan import MsgScanner
 from fastfeed.nats.bridge import redacted, server_list
 from fastfeed.nats.subjects import check_prefix, instrument_filter, status_subject, stream_name
 from fastfeed.quote import Quote
 
 log = logging.getLogger(__name__)
 
-_LATENCY_SAMPLES = 1 << 16   # hub receive -> quote here, most recent, ns; a power of two
+_HEARTBEAT = 1.0   # seconds between the consumer's idle heartbeats
 
 
 class NatsFeed:
@@ -63,27 +65,27 @@ class NatsFeed:
         self.decoder = FeedDecoder(max_instruments, ring_capacity)
         self.store = self.decoder.store
         self.events = EventRegistry(self.EVENTS, owner="NatsFeed")
-        self.messages = 0
-        self.decode_errors = 0
+        self._scanner = MsgScanner(self.decoder)
         self.ring_overruns = 0
         self.disconnects = 0
+        self.resyncs = 0
         self._nc: Any = None
+        self._jsm: Any = None
         self._sub: Any = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._subscribed_ns = 0
+        self._market_info_seen = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
-        self._last_seq = 0               # stream sequence of the last message applied
         self._closed = False
         self._update_fns: list[Callable[[npt.NDArray[Any]], Any]] = []
         self._quote_fns: dict[str, list[Callable[[Quote], Any]]] = {}
         self._waiters: list[asyncio.Future[None]] = []
-        self._latency = np.zeros(_LATENCY_SAMPLES, dtype=np.int64)
-        self._latency_n = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> "NatsFeed":
         """Connect, subscribe and return once every subject's last message is applied."""
         import nats
-        from nats.js.api import ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
 
         self._loop = asyncio.get_running_loop()
@@ -95,44 +97,86 @@ class NatsFeed:
                 self.servers, name="fastfeed-natsfeed", allow_reconnect=True,
                 max_reconnect_attempts=-1, reconnect_time_wait=0.25, ping_interval=2.0,
                 max_outstanding_pings=2, connect_timeout=self.connect_timeout,
-                disconnected_cb=self._disconnected, error_cb=self._error), 2 * self.connect_timeout)
+                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+                error_cb=self._error), 2 * self.connect_timeout)
         except Exception as exc:
             raise FeedConnectionError(f"NATS {redacted(self.servers)} unreachable: "
                                       f"{type(exc).__name__}") from None
-        js = self._nc.jetstream()
+        self._nc._ps = _ScanningParser(self, self._nc._ps)
+        self._jsm = self._nc.jsm()
         try:
-            info = await js.stream_info(self.stream)
+            await self._jsm.stream_info(self.stream)
+            await self._subscribe()
+            await asyncio.wait_for(self._caught_up(), self.ready_timeout)
         except NotFoundError:
-            await self._nc.close()
+            await self.close()
             raise FastfeedError(f"no stream {self.stream} on {redacted(self.servers)}: "
                                 "is a Bridge publishing there?") from None
-        config = ConsumerConfig(filter_subjects=self._filters) if len(self._filters) > 1 else None
-        self._sub = await js.subscribe(
-            self._filters[0], stream=self.stream, cb=self._on_msg, config=config,
-            ordered_consumer=True, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            idle_heartbeat=2.0, pending_msgs_limit=1 << 20, pending_bytes_limit=256 << 20)
-        if info.state.messages == 0:
-            self._ready = True
-        try:
-            await asyncio.wait_for(self._initial_pass(), self.ready_timeout)
         except asyncio.TimeoutError:
             await self.close()
             raise FastfeedError(f"the last messages of {self.stream} did not arrive in "
                                 f"{self.ready_timeout} s") from None
+        self._ready = True
+        self._watchdog = self._loop.create_task(self._watch(), name="fastfeed-natsfeed-watch")
         return self
 
-    async def _initial_pass(self) -> None:
-        # Done when a message says nothing more is pending, or the consumer says so and
-        # everything it delivered is applied.
-        while not self._ready:
-            ci = await self._sub.consumer_info()
-            if ci.num_pending == 0 and self._last_seq >= (ci.delivered.stream_seq or 0):
-                self._ready = True
-                break
-            await asyncio.sleep(0.02)
+    async def _caught_up(self) -> None:
+        while not self._scanner.caught_up:
+            await asyncio.sleep(0.005)
+
+    async def _subscribe(self) -> None:
+        """A new consumer: the last message of every subject, then new ones."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        nc = self._nc
+        old, self._sub = self._sub, None
+        if old is not None:
+            try:
+                await old.unsubscribe()   # the server drops a push consumer nobody listens to
+            except Exception as exc:
+                log.debug("NatsFeed: unsubscribe: %r", exc)
+        inbox = nc.new_inbox()
+        # Its messages never reach nats-py: the scanner decodes them as they are read.
+        self._sub = await nc.subscribe(inbox)
+        self._scanner.watch(self._sub._id, False)
+        config = ConsumerConfig(
+            deliver_subject=inbox, ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, idle_heartbeat=_HEARTBEAT,
+            inactive_threshold=30.0, mem_storage=True, num_replicas=1)
+        if len(self._filters) > 1:
+            config.filter_subjects = self._filters
+        else:
+            config.filter_subject = self._filters[0]
+        info = await self._jsm.add_consumer(self.stream, config=config)
+        if not info.num_pending:
+            self._scanner.caught_up = True
+        self._subscribed_ns = time.time_ns()
+
+    async def _watch(self) -> None:
+        # A skipped message or a consumer gone quiet (no heartbeat: the server lost it, or
+        # restarted) starts over from the last message per subject.
+        while not self._closed:
+            await asyncio.sleep(_HEARTBEAT / 2)
+            nc = self._nc
+            if nc is None or not nc.is_connected:
+                continue
+            quiet = time.time_ns() - max(self._scanner.last_activity_ns, self._subscribed_ns)
+            if self._scanner.gap or quiet > 3 * _HEARTBEAT * 1e9:
+                await self._resync("a skipped message" if self._scanner.gap else "a silent consumer")
+
+    async def _resync(self, why: str) -> None:
+        try:
+            await self._subscribe()
+            self.resyncs += 1
+            log.info("NatsFeed: %s; reading the last message per subject again", why)
+        except Exception as exc:
+            log.warning("NatsFeed: resubscribing after %s failed: %s", why, exc)
 
     async def close(self) -> None:
         self._closed = True
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
         nc, self._nc, self._sub = self._nc, None, None
         if nc is not None:
             try:
@@ -150,29 +194,14 @@ class NatsFeed:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- per message -------------------------------------------------------------------------------
-    async def _on_msg(self, msg: Any) -> None:
-        headers = msg.headers
-        recv_ns = int(headers.get(RECV_HEADER, 0)) if headers else 0
-        try:
-            n = self.decoder.decode(msg.data, recv_ns or None)
-        except Exception as exc:  # not a FeedResponse: counted, nothing changed
-            self.decode_errors += 1
-            log.warning("NatsFeed: %s on %s dropped: %s", type(exc).__name__, msg.subject, exc)
-            return
-        self.messages += 1
-        if not self._ready:
-            meta = msg.metadata
-            self._last_seq = meta.sequence.stream
-            if meta.num_pending == 0:
-                self._ready = True
+    # -- per chunk read from the socket ------------------------------------------------------------
+    def _applied(self, n: int) -> None:
+        d = self.decoder
+        if d.market_info_frames != self._market_info_seen:
+            self._market_info_seen = d.market_info_frames
+            self.events.emit(MARKET_STATUS, dict(d.market_status))
         if n == 0:
-            if msg.subject.endswith(".market_status"):
-                self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
             return
-        if recv_ns:
-            self._latency[self._latency_n & (_LATENCY_SAMPLES - 1)] = time.time_ns() - recv_ns
-            self._latency_n += 1
         if self._update_fns or self._quote_fns:
             self._dispatch(n)
         if self._waiters:
@@ -200,6 +229,10 @@ class NatsFeed:
         if not self._closed:
             self.disconnects += 1
             self.store.mark_stale()  # until each instrument's next message
+
+    async def _reconnected(self) -> None:
+        if self._ready and not self._closed:
+            await self._resync("a reconnect")
 
     async def _error(self, exc: Exception) -> None:
         log.debug("NatsFeed: NATS: %r", exc)
@@ -294,22 +327,43 @@ class NatsFeed:
     # -- stats -------------------------------------------------------------------------------------
     def latency(self) -> dict[str, float]:
         """Hub receive to quote applied here (µs): percentiles of the most recent messages."""
-        samples = self._latency[:min(self._latency_n, _LATENCY_SAMPLES)] / 1e3
-        return _percentiles(samples)
+        return _percentiles(self._scanner.latencies() / 1e3)
 
     def stats(self) -> dict[str, Any]:
-        nc = self._nc
+        nc, sc = self._nc, self._scanner
         return {
             "connected": bool(nc is not None and nc.is_connected), "ready": self._ready,
-            "stream": self.stream, "messages": self.messages, "updates": self.decoder.updates,
-            "decode_errors": self.decode_errors, "instruments": len(self.store),
+            "stream": self.stream, "messages": sc.messages, "updates": self.decoder.updates,
+            "decode_errors": sc.decode_errors, "instruments": len(self.store),
             "ring_overruns": self.ring_overruns, "disconnects": self.disconnects,
-            "last_stream_seq": self._last_seq, "hub_to_quote_us": self.latency(),
+            "resyncs": self.resyncs, "heartbeats": sc.heartbeats,
+            "last_stream_seq": sc.last_sseq, "hub_to_quote_us": self.latency(),
         }
 
     def __repr__(self) -> str:
         return (f"<NatsFeed {self.prefix}.> from {redacted(self.servers)} "
                 f"instruments={len(self.store)} updates={self.decoder.updates}>")
+
+
+class _ScanningParser:
+    """Stands in for nats-py's protocol parser on the NatsFeed's connection: the scanner takes the
+    consumer's messages, nats-py's parser gets every other protocol unit, in order."""
+
+    def __init__(self, feed: NatsFeed, inner: Any) -> None:
+        self._feed = feed
+        self._scanner = feed._scanner
+        self._inner = inner
+
+    def reset(self) -> None:
+        self._scanner.reset()
+        self._inner.reset()
+
+    async def parse(self, data: bytes = b"") -> None:
+        units = self._scanner.scan(data)
+        if units:
+            for unit in units:
+                await self._inner.parse(unit)
+        self._feed._applied(self._scanner.take_applied())
 
 
 __all__ = ["NatsFeed"]
