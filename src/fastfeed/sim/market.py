@@ -10,6 +10,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+from fastfeed.schema import CAPS, METHODS, MODES, PLUS_MODES
 
 from . import frames
 from .auth import MARKET, Grant
@@ -23,15 +24,6 @@ if TYPE_CHECKING:
 
 log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
-# Keys per connection: (one mode only, when modes are mixed). Upstox documents 1500 for full_d30
-# when mixed, above its own single-mode 50; we keep the smaller.
-DEFAULT_CAPS: dict[str, tuple[int, int]] = {
-    "ltpc": (5000, 2000),
-    "option_greeks": (3000, 2000),
-    "full": (2000, 1500),
-    "full_d30": (50, 50),
-}
-METHODS = ("sub", "unsub", "change_mode")
 _BLOB_BYTES = 256 * 1024  # benchmark mode: one transport write carries about this many bytes
 _MAX_PENDING = 64
 _YIELD_EVERY = 8          # benchmark mode: writes between two turns of the event loop
@@ -78,6 +70,8 @@ class MarketSession(Session):
     def __init__(self, sim: "Simulator", grant: Grant, faults: Faults, serial: int) -> None:
         super().__init__(sim, grant, faults, serial)
         self.subscriptions: dict[str, str] = {}
+        # Best bid and ask last sent per key: what the client holds (frames.fill_feed).
+        self.touch: dict[str, tuple[float, float]] = {}
         self._mode_counts: Counter[str] = Counter()
         self._order: list[str] = []
         self._order_dirty = False
@@ -104,6 +98,7 @@ class MarketSession(Session):
         if method == "unsub":
             for key in keys:
                 old = self.subscriptions.pop(key, None)
+                self.touch.pop(key, None)
                 if old is not None:
                     self._uncount(old)
                     for owed in self._pending:
@@ -133,13 +128,13 @@ class MarketSession(Session):
             log.info("%r: ignored a request that is not the documented JSON", self)
             return None
         if (method not in METHODS or not isinstance(keys, list)
-                or (method != "unsub" and mode not in frames.MODES)):
+                or (method != "unsub" and mode not in MODES)):
             log.info("%r: ignored a request with method=%.20r mode=%.20r", self, method, mode)
             return None
         return method, keys, mode
 
     def _subscribe(self, keys: list[Any], mode: str, *, only_existing: bool) -> list[str]:
-        if mode == "full_d30" and not self.grant.plus:
+        if mode in PLUS_MODES and not self.grant.plus:
             self.tally.bump("keys_dropped", len(keys))
             log.debug("%r: full_d30 without Upstox Plus, %d key(s) ignored", self, len(keys))
             return []
@@ -194,7 +189,7 @@ class MarketSession(Session):
     def snapshot_frame(self, keys_modes: Mapping[str, str]) -> bytes:
         ms = now_ms()
         return frames.feed_frame(pb.initial_feed, self._items(keys_modes, ms, False), ms,
-                                 phase=self.sim.phase, rng=self.rng)
+                                 phase=self.sim.phase, rng=self.rng, touch=self.touch)
 
     def _next_keys(self, count: int) -> list[tuple[str, str]]:
         if self._order_dirty:
@@ -222,7 +217,7 @@ class MarketSession(Session):
             return None
         ms = now_ms()
         return frames.feed_frame(pb.live_feed, self._items(pairs, ms, True), ms,
-                                 phase=self.sim.phase, rng=self.rng)
+                                 phase=self.sim.phase, rng=self.rng, touch=self.touch)
 
     def malformed_frame(self, valid: bytes, n: int) -> bytes:
         return frames.malformed(valid, n)
@@ -235,7 +230,7 @@ class MarketSession(Session):
             keys += [k for k in universe(count + len(keys), self.sim.seed) if k not in have][:count - len(keys)]
         ms = now_ms()
         return frames.feed_frame(pb.live_feed, self._items([(k, "full") for k in keys], ms, True),
-                                 ms, phase=self.sim.phase, rng=self.rng)
+                                 ms, phase=self.sim.phase, rng=self.rng, touch=self.touch)
 
     def _flush_pending(self) -> None:
         if self._pending:
