@@ -68,7 +68,8 @@ def _start_reader(url: str, idle: float) -> subprocess.Popen[str]:
 
 def _reader_result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     out, _ = proc.communicate(timeout=timeout)
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 # -- the hub (this process) -------------------------------------------------------------------------

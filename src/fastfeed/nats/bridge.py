@@ -76,8 +76,10 @@ class Bridge:
         self.servers = server_list(servers)
         self.prefix = check_prefix(prefix)
         self.stream = stream or stream_name(prefix)
-        self._stream_limits = {"max_msgs_per_subject": max_msgs_per_subject, "max_age": max_age,
-                               "max_bytes": max_bytes, "storage": storage}
+        self.max_msgs_per_subject = max_msgs_per_subject
+        self.max_age = max_age
+        self.max_bytes = max_bytes
+        self.storage = storage
         self.max_pending_bytes = max_pending_bytes
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
@@ -234,10 +236,11 @@ class Bridge:
         from nats.js.api import StorageType, StreamConfig
         from nats.js.errors import BadRequestError
 
-        limits = dict(self._stream_limits)
-        limits["storage"] = StorageType.FILE if limits["storage"] == "file" else StorageType.MEMORY
-        config = StreamConfig(name=self.stream, subjects=[f"{self.prefix}.>"], allow_direct=True,
-                              **limits)
+        config = StreamConfig(
+            name=self.stream, subjects=[f"{self.prefix}.>"], allow_direct=True,
+            max_msgs_per_subject=self.max_msgs_per_subject, max_age=self.max_age,
+            max_bytes=self.max_bytes,
+            storage=StorageType.FILE if self.storage == "file" else StorageType.MEMORY)
         js = self._nc.jetstream()
         try:
             await js.add_stream(config)

@@ -222,8 +222,8 @@ class NatsFeed:
                 fns = self._quote_fns.get(key)
                 if fns:
                     quote = self.store.quote(key)
-                    for fn in fns:
-                        call(fn, quote, where="on_quote")
+                    for quote_fn in fns:
+                        call(quote_fn, quote, where="on_quote")
 
     async def _disconnected(self) -> None:
         if not self._closed:

