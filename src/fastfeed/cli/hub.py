@@ -8,6 +8,7 @@ import sys
 
 from fastfeed.errors import FastfeedError
 from fastfeed.loop import new_event_loop
+from fastfeed.nats.cli import add_nats_arguments
 from fastfeed.schema import MODES
 
 from .errors import CommandError
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-instruments", type=int, default=4096)
     parser.add_argument("--ring-capacity", type=int, default=1 << 16)
     parser.add_argument("--log-level", default="INFO")
+    add_nats_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

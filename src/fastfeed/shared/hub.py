@@ -119,4 +119,23 @@ def build_hub(args: argparse.Namespace) -> Hub:
                       instruments=split_keys(args.instruments), mode=args.mode, plus=args.plus,
                       authorize=args.authorize, max_instruments=args.max_instruments,
                       ring_capacity=args.ring_capacity, share=args.share)
-    return Hub(feed, args.metrics_port, args.metrics_host)
+    hub = Hub(feed, args.metrics_port, args.metrics_host)
+    if getattr(args, "nats", None):
+        _bridge_to_nats(hub, args)
+    return hub
+
+
+def _bridge_to_nats(hub: Hub, args: argparse.Namespace) -> None:
+    from fastfeed.nats.cli import start_bridge
+
+    bridges: list[Any] = []
+
+    async def start(hub: Hub) -> None:
+        bridges.append(await start_bridge(hub.feed, args))
+
+    async def stop(hub: Hub) -> None:
+        for bridge in bridges:
+            await bridge.close()
+
+    hub.on_start.append(start)
+    hub.on_stop.append(stop)
