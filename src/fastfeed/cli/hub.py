@@ -32,9 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus metrics on this port (0: any free port)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
                         help="address of the metrics endpoint")
-    parser.add_argument("--max-instruments", type=int, default=4096)
-    parser.add_argument("--ring-capacity", type=int, default=1 << 16)
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--max-instruments", type=int, default=4096,
+                        help="snapshot rows in the shared store")
+    parser.add_argument("--ring-capacity", type=int, default=1 << 16,
+                        help="update records in the shared ring (a power of two)")
+    parser.add_argument("--log-level", default="INFO", help="logging level, to stderr")
     add_nats_arguments(parser)
 
 

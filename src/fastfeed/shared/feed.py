@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any, AsyncIterator, Iterable
 
+import numpy as np
 import numpy.typing as npt
 
 from fastfeed._shared import STATE_CLOSED, SegmentView
@@ -260,7 +261,9 @@ class SharedRingReader:
     def __init__(self, feed: SharedFeed, from_start: bool) -> None:
         self._feed = feed
         self._view = feed._view
+        self._store = feed._store
         self._reader = feed._store.reader(from_start)
+        self._raced = 0  # records dropped because the hub overwrote them during a copy
 
     @property
     def pending(self) -> int:
@@ -271,7 +274,7 @@ class SharedRingReader:
 
     @property
     def missed(self) -> int:
-        return self._reader.missed
+        return int(self._reader.missed) + self._raced
 
     @property
     def cursor(self) -> int:
@@ -281,7 +284,22 @@ class SharedRingReader:
         """``(records, missed_now)`` as ``RingReader.read``."""
         self._feed._check()
         self._view.sync()
-        return self._reader.read(limit)
+        records, lost = self._reader.read(limit)
+        n = len(records)
+        first = self._reader.cursor - n
+        capacity = self._store.ring_capacity
+        # A copy that began less than half a ring behind the hub cannot have raced it (a frame
+        # writes far fewer records than that before publishing). Otherwise keep only records
+        # that are, in the copy and still in the ring, the update their position names.
+        if n and self._view.head - first >= capacity // 2:
+            expected = np.arange(first + 1, first + n + 1, dtype=np.uint64)
+            in_ring = self._store.ring["seq"][(expected - 1) % capacity]
+            raced = np.flatnonzero((records["seq"] != expected) | (in_ring != expected))
+            if len(raced):
+                k = int(raced[-1]) + 1  # the hub writes oldest first: all before it raced too
+                records, lost = records[k:], lost + k
+                self._raced += k
+        return records, lost
 
 
 def attach(name: str, timeout: float | None = 10.0, *, poll_interval: float = 0.001,
