@@ -292,7 +292,8 @@ class SharedRingReader:
         # writes far fewer records than that before publishing). Otherwise keep only records
         # that are, in the copy and still in the ring, the update their position names.
         if n and self._view.head - first >= capacity // 2:
-            expected = np.arange(first + 1, first + n + 1, dtype=np.uint64)
+            expected: npt.NDArray[np.uint64] = np.arange(first + 1, first + n + 1,
+                                                         dtype=np.uint64)
             in_ring = self._store.ring["seq"][(expected - 1) % capacity]
             raced = np.flatnonzero((records["seq"] != expected) | (in_ring != expected))
             if len(raced):
