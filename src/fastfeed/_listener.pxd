@@ -5,6 +5,7 @@ from libc.stdint cimport int64_t, uint64_t
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
 from fastfeed._decode cimport FeedDecoder
+from fastfeed._tap cimport FrameTap
 
 
 cdef class FeedListener(WSListener):
@@ -13,6 +14,7 @@ cdef class FeedListener(WSListener):
     cdef public object on_frame
     cdef public object on_message
     cdef public object wake
+    cdef public FrameTap tap       # recording: each message is copied here first (None: off)
     cdef readonly WSTransport transport
 
     # Continuation frames are reassembled here; the buffer is kept between messages.

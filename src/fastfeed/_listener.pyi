@@ -3,6 +3,7 @@ from typing import Any, Callable, Protocol
 from picows import WSFrame, WSListener, WSTransport
 
 from fastfeed._decode import FeedDecoder
+from fastfeed._tap import FrameTap
 
 class _Owner(Protocol):
     # With a decoder, the owner also gets _market_info(listener).
@@ -14,6 +15,7 @@ class FeedListener(WSListener):
     on_frame: Callable[[int, int], Any] | None
     on_message: Callable[[bytes, bool], Any] | None
     wake: Callable[[], Any] | None
+    tap: FrameTap | None
     transport: WSTransport | None
     max_message_size: int
     frames: int

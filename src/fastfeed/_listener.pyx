@@ -15,6 +15,7 @@ from fastfeed._clock cimport now_ns
 from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode
 
 from fastfeed._decode cimport FeedDecoder
+from fastfeed._tap cimport FrameTap, TAP_FRAME
 
 from fastfeed.errors import FastfeedError
 
@@ -42,7 +43,8 @@ cdef class FeedListener(WSListener):
     ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
     ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
-    ``detach()``: from then on, frames are only counted.
+    ``tap``: a recording's FrameTap; every data message is copied into it (C, no Python object).
+    ``detach()``: from then on, frames are only counted (not recorded, decoded or handed on).
     """
 
     def __init__(self, FeedDecoder decoder, owner, Py_ssize_t max_message_size=16 * 1024 * 1024):
@@ -205,6 +207,9 @@ cdef class FeedListener(WSListener):
         self.last_frame_ns = recv_ns
         if self.detached:
             return 0
+        if self.tap is not None:
+            # Before decoding: a frame the decoder refuses is recorded too, to reproduce the bug.
+            self.tap.append(TAP_FRAME, recv_ns, data, size)
         if decoder is None:
             if self.on_message is not None:
                 try:

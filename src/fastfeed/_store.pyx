@@ -13,7 +13,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from fastfeed.quote import Bar as _PyBar, Quote, KIND_NAMES, mode_name
+from fastfeed.quote import Bar as _PyBar, Quote
+from fastfeed.schema import KIND_NAMES, mode_of
 
 cdef Py_ssize_t ARENA_PER_KEY = 48
 
@@ -202,8 +203,15 @@ cdef class Store:
     # Python API ---------------------------------------------------------------------------
 
     def row(self, key):
-        """The row id of ``key``, or -1 if it was never seen."""
-        cdef bytes b = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        """The row id of ``key`` (a str, or its UTF-8 bytes), or -1 if it was never seen."""
+        cdef bytes b
+        if isinstance(key, str):
+            b = key.encode("utf-8")
+        elif isinstance(key, (bytes, bytearray, memoryview)):
+            b = bytes(key)
+        else:
+            raise TypeError(f"an instrument key is a str such as 'NSE_EQ|INE002A01018', not "
+                            f"{type(key).__name__}")
         return self.find(b, len(b), hash_key(b, len(b)))
 
     def key(self, int row):
@@ -311,7 +319,7 @@ cdef object _to_quote(str key, QuoteRow* r):
         atp=r.atp, vtt=r.vtt, oi=r.oi, iv=r.iv, tbq=r.tbq, tsq=r.tsq, iep=r.iep, rp=r.rp,
         ieq=r.ieq, iiq_total=r.iiq_total, iiq_m=r.iiq_m, cas_eligible=bool(r.cas_eligible),
         delta=r.delta, theta=r.theta, gamma=r.gamma, vega=r.vega, rho=r.rho,
-        bids=bids, asks=asks, ohlc=MappingProxyType(ohlc), mode=mode_name(r.mode), kind=KIND_NAMES[r.kind],
+        bids=bids, asks=asks, ohlc=MappingProxyType(ohlc), mode=mode_of(r.mode), kind=KIND_NAMES[r.kind],
         server_ts=r.server_ts, recv_ns=r.recv_ns, updates=r.updates,
         stale=bool(r.flags & FLAG_STALE),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 UPSTOX_MARKET_URL = "wss://api.upstox.com/v3/feed/market-data-feed"
 _BINARY = 2  # picows WSMsgType.BINARY
+_PART_SNAPSHOT = 32  # PART_SNAPSHOT of a record's parts (_store.pxd): from an initial_feed
 _LATENCY_SAMPLES = 4096  # callback-latency reservoir, most recent first; a power of two
 
 
@@ -71,6 +73,7 @@ class MarketFeed(FeedClient):
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)
     DEFAULT_URL = UPSTOX_MARKET_URL
+    FEED_NAME = "market"
     RETIRED_PATHS = {"/v2/feed/market-data-feed": (
         "Upstox switched the market-data feed v2 off on 2025-08-22: use v3, "
         f"{UPSTOX_MARKET_URL} (the path /v3/feed/market-data-feed)")}
@@ -81,8 +84,9 @@ class MarketFeed(FeedClient):
                  max_instruments: int = 4096, ring_capacity: int = 1 << 16,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK) -> None:
-        check_mode(mode)
+                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK,
+                 record: str | os.PathLike[str] | None = None) -> None:
+        mode = check_mode(mode)
         super().__init__(access_token, token_provider=token_provider, url=url, authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
@@ -109,11 +113,17 @@ class MarketFeed(FeedClient):
         instruments = list(instruments)
         if instruments:
             self.subscribe(instruments, mode)
+        if record is not None:
+            self.record(record)
 
     # -- subscriptions (any thread; before the connection opens too) --------------------------------
     def subscribe(self, keys: str | Iterable[str], mode: str = "ltpc") -> None:
         """Subscribe `keys` in `mode` (keys already subscribed change to it). Checked against
-        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed."""
+        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed.
+
+        `mode` is one of `fastfeed.schema.MODES`, as `Quote.mode` reports it; the frames' name
+        ``full_d5`` is taken for ``full``."""
+        mode = check_mode(mode)
         with self._book_lock:
             keys = self._book.subscribe(keys, mode, known=len(self.store),
                                         is_known=self.store.__contains__)
@@ -125,25 +135,32 @@ class MarketFeed(FeedClient):
         self.call_soon(self._send, "unsub", keys, None)
 
     def change_mode(self, keys: str | Iterable[str], mode: str) -> None:
+        mode = check_mode(mode)
         with self._book_lock:
             keys = self._book.change_mode(keys, mode)
         self.call_soon(self._send, "change_mode", keys, mode)
 
     @property
     def subscriptions(self) -> dict[str, str]:
-        """Wanted subscriptions, key to mode (what every reconnect restores)."""
+        """Wanted subscriptions, key to mode: what you asked for, and what every reconnect
+        restores. Compare `instruments`, the keys the feed has sent data for."""
         with self._book_lock:
             return dict(self._book.wanted)
+
+    def _recording_subscriptions(self) -> dict[str, str]:
+        return self.subscriptions
 
     def _send(self, method: str, keys: list[str], mode: str | None) -> None:
         if not self.connected or not keys:
             return  # sent on open
         for payload in requests(method, keys, mode, self._request_chunk):
-            self._send_binary(payload)
+            if self._send_binary(payload):
+                self._record_request(payload)
 
     # -- reading --------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
-        """The latest Quote of `key` (None if it never arrived). Safe from any thread."""
+        """The latest Quote of `key` (None if it never arrived). Safe from any thread.
+        A key that is not a string raises TypeError."""
         return self.store.quote(key)
 
     @property
@@ -158,7 +175,9 @@ class MarketFeed(FeedClient):
 
     @property
     def instruments(self) -> list[str]:
-        """Instrument keys in snapshot row order."""
+        """Keys the feed has sent data for, in snapshot row order: ``snapshot[i]`` is
+        ``instruments[i]``. A row stays after its key is unsubscribed (rows are never freed), and
+        a subscribed key has no row until its first frame: compare `subscriptions`."""
         return self.store.instruments
 
     @property
@@ -372,6 +391,7 @@ class MarketFeed(FeedClient):
         for mode in MODES:
             for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
                 transport.send(_BINARY, payload)
+                self._record_request(payload)
 
     def _delivered(self) -> int:
         return self.decoder.updates
@@ -396,15 +416,19 @@ class MarketFeed(FeedClient):
 
     # -- stats ----------------------------------------------------------------------------------------
     def latency(self) -> dict[str, dict[str, float]]:
-        """Percentiles: receive time minus the frame's currentTs (ms, from the ring's records), and
-        frame arrival to callback start (µs, sampled only when a callback is registered)."""
+        """Percentiles from the ring's records: receive time minus the frame's currentTs (ms) of
+        live ticks, and apart of snapshot (initial_feed) records, whose currentTs may be older
+        and which would dominate a short run; and frame arrival to callback start (µs, sampled
+        only when a callback is registered)."""
         head = self.store.updates_written
         ring = self.store.ring[:min(head, self.store.ring_capacity)]
         sent = ring["server_ts"]
-        mask = sent > 0
-        server_lag = ring["recv_ns"][mask] / 1e6 - sent[mask]
+        lag = ring["recv_ns"] / 1e6 - sent
+        snapshot = (ring["parts"] & _PART_SNAPSHOT) != 0
+        known = sent > 0
         samples = self._latency[:min(self._latency_n, _LATENCY_SAMPLES)] / 1e3
-        return {"recv_minus_server_ms": _percentiles(server_lag),
+        return {"recv_minus_server_ms": _percentiles(lag[known & ~snapshot]),
+                "snapshot_recv_minus_server_ms": _percentiles(lag[known & snapshot]),
                 "frame_to_callback_us": _percentiles(samples)}
 
     def stats(self) -> dict[str, Any]:

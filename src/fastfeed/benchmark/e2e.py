@@ -25,18 +25,20 @@ from typing import Any
 TOKEN = "e2e-bench-token"
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
-DEFAULT_FRAMES = {"fastfeed": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
+DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000, "websockets+upb": 300_000,
+                  "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------
-def _client_fastfeed(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None) -> dict[str, Any]:
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
 
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url, instruments=keys, mode=mode, ping_interval=None,
-                          reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)))
+                          reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)),
+                          record=record)
         first: list[float] = []
         feed.on("market_status", lambda status: first.append(time.process_time()) or
                 first.append(time.perf_counter()))
@@ -47,8 +49,12 @@ def _client_fastfeed(url: str, keys: list[str], mode: str) -> dict[str, Any]:
             pass
         wall_end, cpu_end = time.perf_counter(), time.process_time()
         d = feed.decoder
-        return {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
-                "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+        out = {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
+               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+        rec = feed.stop_recording()
+        if rec is not None:  # the file is finished after the clock stopped: it is not timed
+            out.update(recorded=rec["records"], dropped=rec["dropped"], file_bytes=rec["file_bytes"])
+        return out
 
     return uvloop.run(main())
 
@@ -123,7 +129,16 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
             "cpu_s": end_cpu - first[0]}
 
 
-_CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "websockets+upb": _client_websockets, "sdk": _client_sdk}
+def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """fastfeed recording every frame to a capture file (see fastfeed.capture)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"))
+
+
+_CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,
+                 "websockets+upb": _client_websockets, "sdk": _client_sdk}
 
 
 # -- the harness ------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class FeedClient:
     EVENTS: tuple[str, ...] = CONNECTION_EVENTS
     DEFAULT_URL = ""
     FRAME_NAME = "frame"  # what the bad-frame log line calls a message of this feed
+    FEED_NAME = ""        # what a capture's metadata calls this feed
     #: Paths of feeds Upstox has switched off, and what to say to a URL with one of them.
     RETIRED_PATHS: dict[str, str] = {}
 
@@ -103,6 +104,7 @@ class FeedClient:
         self.gaps = 0
         self._stopped_ns: int | None = None  # when data stopped, while a connection is lost
         self.bad_frames = 0  # frames reported through _frame_failed (also the log throttle)
+        self._recorder: Any = None  # fastfeed.capture.Recorder while recording
 
         self._thread: threading.Thread | None = None
         self._closer: asyncio.Future[None] | None = None
@@ -180,6 +182,7 @@ class FeedClient:
                 task.cancel()
                 await asyncio.wait([task], timeout=1.0)
         self._fail_open_waiters(FeedClosedError("the feed was closed"))
+        self.stop_recording()
 
     async def wait_closed(self) -> None:
         """Wait until the feed stops; re-raises why it stopped, unless close() stopped it."""
@@ -455,6 +458,7 @@ class FeedClient:
         self.connections += 1
         if self.connections > 1:
             self.reconnects += 1
+        listener.tap = self._recorder.tap if self._recorder is not None else None
         log.info("connected (connection %d)", self.connections)
         self._end_gap(listener, max(1, self._state.failures))
         self._resolve_open_waiters()
@@ -495,6 +499,8 @@ class FeedClient:
         gap = Gap(self._stopped_ns, listener.connected_ns, attempts)
         self._stopped_ns = None
         self.gaps += 1
+        if self._recorder is not None:
+            self._recorder.gap(gap)
         log.info("%s was down %.3f s (%d attempt(s)): updates in between are lost",
                  type(self).__name__, gap.seconds, attempts)
         if GAP in self.events.names:
@@ -539,6 +545,57 @@ class FeedClient:
     def _callback_failed(self, exc: BaseException) -> None:
         self.events.callback_errors += 1
         log.error("a callback raised: %r", exc, exc_info=exc)
+
+    # -- recording ----------------------------------------------------------------------------------
+    def record(self, path: Any, *, compression: str = "lz4", max_bytes: int = 64 << 20,
+               flush_interval: float = 0.25) -> Any:
+        """Record every message received (and every request sent, every reconnect gap) into the
+        capture file `path` (Arrow IPC, see fastfeed.capture) until ``stop_recording()`` or
+        ``close()``. Any thread, running or not. Returns the ``Recorder`` (``.stats()``).
+
+        The receive path only copies each message into C memory; a writer thread compresses and
+        writes batches. If it falls ``max_bytes`` behind, messages are dropped and counted (a
+        gap record in the file marks the span) rather than the feed ever waiting for the disk.
+        """
+        from fastfeed.capture.recorder import Recorder
+
+        if self._recorder is not None:
+            raise RuntimeError(f"already recording to {self._recorder.path}; stop_recording() first")
+        recorder = Recorder(path, feed=self.FEED_NAME, url=self.url,
+                            subscriptions=self._recording_subscriptions(), compression=compression,
+                            max_bytes=max_bytes, flush_interval=flush_interval)
+        self._recorder = recorder
+        self.call_soon(self._attach_tap)
+        return recorder
+
+    def stop_recording(self) -> dict[str, Any] | None:
+        """Finish the capture file (whatever is buffered is written); its ``stats()``, or None
+        when not recording. Blocks until the writer is done (one batch, usually milliseconds)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        stats = recorder.close()
+        self.call_soon(self._attach_tap)
+        return stats
+
+    @property
+    def recording(self) -> Any:
+        """The Recorder while recording, else None."""
+        return self._recorder
+
+    def _attach_tap(self) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener.tap = self._recorder.tap if self._recorder is not None else None
+
+    def _record_request(self, payload: bytes) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.request(payload)
+
+    def _recording_subscriptions(self) -> Any:
+        """What the feed is subscribed to, for a capture's metadata."""
+        return None
 
     # -- subclass hooks ----------------------------------------------------------------------------
     def _make_listener(self) -> Any:
