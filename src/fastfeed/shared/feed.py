@@ -98,6 +98,8 @@ class SharedFeed:
         gone = self._probe()
         if gone is not None:
             raise HubGoneError(self.name, *gone)
+        if self._control is None:
+            self._try_control()  # the hub's socket may have opened since: be counted, be ready
 
     # -- reading ------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
