@@ -4,15 +4,17 @@
 from libc.stdint cimport int64_t, uint64_t
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
+from fastfeed._callbacks cimport FrameCallbacks
 from fastfeed._decode cimport FeedDecoder
 
 
 cdef class FeedListener(WSListener):
     cdef FeedDecoder decoder
     cdef object owner
-    cdef public object on_frame
+    cdef public FrameCallbacks callbacks
     cdef public object on_message
     cdef public object wake
+    cdef public object resume
     cdef readonly WSTransport transport
 
     # Continuation frames are reassembled here; the buffer is kept between messages.

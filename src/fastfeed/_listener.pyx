@@ -29,8 +29,11 @@ cdef class FeedListener(WSListener):
     ``owner`` gets the control events: ``_ws_connected(listener)``,
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
     ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
-    ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
+    ``callbacks``: the market feed's FrameCallbacks, called (in C) once per decoded frame that
+    applied n > 0 updates, or None.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
+    ``resume()``: called once, at the next data message, then cleared (a sleeping busy-poll
+    starts spinning again).
     """
 
     def __init__(self, FeedDecoder decoder, owner, Py_ssize_t max_message_size=16 * 1024 * 1024):
@@ -38,9 +41,10 @@ cdef class FeedListener(WSListener):
             raise ValueError("max_message_size must be positive")
         self.decoder = decoder
         self.owner = owner
-        self.on_frame = None
+        self.callbacks = None
         self.on_message = None
         self.wake = None
+        self.resume = None
         self.transport = None
         self.max_message_size = max_message_size
         self.frag_type = -1
@@ -165,6 +169,13 @@ cdef class FeedListener(WSListener):
         self.frames += 1
         self.bytes += size
         self.last_frame_ns = recv_ns
+        if self.resume is not None:
+            resume = self.resume
+            self.resume = None
+            try:
+                resume()
+            except Exception as exc:
+                self.owner._callback_failed(exc)
         if decoder is None:
             if self.on_message is not None:
                 try:
@@ -188,9 +199,9 @@ cdef class FeedListener(WSListener):
             self.market_info_seen = decoder.market_info_frames
             self.owner._market_info(self)
         if n > 0:
-            if self.on_frame is not None:
+            if self.callbacks is not None:
                 try:
-                    self.on_frame(n, recv_ns)
+                    self.callbacks.dispatch(n, recv_ns)
                 except Exception as exc:
                     self.owner._callback_failed(exc)
             if self.wake is not None:

@@ -164,6 +164,7 @@ cdef class Store:
         return rec
 
     cdef void mark_all_stale(self) noexcept nogil
+    cpdef object quote_at(self, int32_t row)
     cdef object _records_from(self, uint64_t position, uint64_t n)
 
 

@@ -164,7 +164,8 @@ class PortfolioFeed(FeedClient):
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
                  queue_size: int = 4096, reconnect: ReconnectPolicy | None = None,
                  connect_timeout: float = 10.0, ping_interval: float | None = 10.0,
-                 ping_timeout: float = 5.0, max_message_size: int = 16 * 1024 * 1024) -> None:
+                 ping_timeout: float = 5.0, max_message_size: int = 16 * 1024 * 1024,
+                 busy_poll: bool | float = False) -> None:
         flags = (order, position, holding, gtt)
         types = tuple(t for t, wanted in zip(UPDATE_TYPES, flags) if wanted)
         if not types:
@@ -175,7 +176,7 @@ class PortfolioFeed(FeedClient):
                          url=portfolio_url(url or UPSTOX_PORTFOLIO_URL, types), authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
-                         max_frame_size=max_message_size)
+                         max_frame_size=max_message_size, busy_poll=busy_poll)
         self.update_types: tuple[str, ...] = types
         self.book = PortfolioBook()
         self.queue_size = queue_size

@@ -23,6 +23,7 @@ from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, E
                              RECONNECTING, EventRegistry, Gap)
 from fastfeed.loop import new_event_loop
 
+from .busy_poll import BusyPoll
 from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
                          TokenProvider, authorize, open_websocket, resolve_token, tls_context)
 
@@ -41,7 +42,7 @@ class FeedClient:
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_frame_size: int = 16 * 1024 * 1024) -> None:
+                 max_frame_size: int = 16 * 1024 * 1024, busy_poll: bool | float = False) -> None:
         if access_token is None and token_provider is None:
             raise ValueError("give an access_token or a token_provider")
         if token_provider is not None and not callable(token_provider):
@@ -72,6 +73,9 @@ class FeedClient:
         self.events = EventRegistry(self.EVENTS, owner=type(self).__name__)
         self._picows_logger = ScrubbingLogger(_picows_log, self._scrub)
         self._rng = random.Random()
+        # busy_poll: True, or seconds to keep spinning after the last message (see busy_poll.py).
+        self.busy_poll = busy_poll
+        self._poller = BusyPoll.from_option(busy_poll)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -297,6 +301,8 @@ class FeedClient:
     async def _run(self) -> None:
         failures = 0
         policy = self.reconnect_policy
+        if self._poller is not None:
+            self._poller.start(asyncio.get_running_loop())
         try:
             while not self._closing:
                 if failures:
@@ -340,6 +346,8 @@ class FeedClient:
             log.exception("the feed's connection loop failed")
             self._stop(exc, f"internal error: {exc}")
         finally:
+            if self._poller is not None:
+                self._poller.stop()
             self.connected = False
             self._transport = None
             if not self._closing and self.error is None:
@@ -354,6 +362,8 @@ class FeedClient:
             self.reconnects += 1
         self._transport, self._listener = listener.transport, listener
         self.connected = True
+        if self._poller is not None:
+            self._poller.attach(listener)
         log.info("connected (connection %d)", self.connections)
         try:
             self._on_open(listener, self._failures)
@@ -463,7 +473,8 @@ class FeedClient:
             totals = self._listener_totals()
         out: dict[str, Any] = {"connected": self.connected, "connections": self.connections,
                                "reconnects": self.reconnects, "failed_attempts": self.failed_attempts,
-                               "callback_errors": self.events.callback_errors}
+                               "callback_errors": self.events.callback_errors,
+                               "busy_poll": self._poller.stats() if self._poller is not None else None}
         for k in ("pings_received", "pings_sent", "pongs_received", "fragments", "oversized"):
             out[k] = totals[k]
         return out
