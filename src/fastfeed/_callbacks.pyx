@@ -84,7 +84,9 @@ cdef class FrameCallbacks:
         cdef uint64_t cap = <uint64_t>store.ring_capacity
         cdef uint64_t head_part
         if n > VIEW_RECORDS:
-            return store._records_from(start, n)
+            view = store._records_from(start, n)
+            view.flags.writeable = False
+            return view
         head_part = cap - first if first + n > cap else n
         memcpy(self.scratch_records, &store.records[first], head_part * sizeof(UpdateRecord))
         if head_part < <uint64_t>n:  # the frame's records wrap around the ring's end

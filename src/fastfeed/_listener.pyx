@@ -217,7 +217,7 @@ cdef class FeedListener(WSListener):
 
     def feed_frame(self, payload, bint text=False):
         """Deliver one complete message as if it had arrived (no socket involved)."""
-        cdef bytes b = bytes(payload)
+        cdef bytes b = payload if type(payload) is bytes else bytes(payload)
         self._deliver(<const char*>b, len(b), text)
 
     def stats(self):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,11 +12,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e-mode", default="full", help="subscription mode for --e2e")
     parser.add_argument("--e2e-per-frame", type=int, default=1,
                         help="instruments per frame for --e2e")
+    parser.add_argument("--latency", action="store_true",
+                        help="only the wire-to-callback latency table against the SDK streamer "
+                             "(about a minute; see fastfeed.benchmark.latency)")
+    parser.add_argument("--latency-seconds", type=_positive(float), default=3.0,
+                        help="seconds of frames per client and rate for --latency")
+    parser.add_argument("--latency-rates", type=_rates, default=(1000, 10000),
+                        help="comma-separated frames per second for --latency (default 1000,10000)")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+    return parse
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    return tuple(_positive(int)(part) for part in text.split(","))
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+
+    if args.latency:
+        return _latency(args)
 
     from fastfeed.benchmark.decode import (allocations_per_frame, compare, cost_per_update,
                                            rss_growth)
@@ -63,4 +90,12 @@ def run(args: argparse.Namespace) -> int:
                       style="dim")
         rows = e2e.compare(mode=args.e2e_mode, per_frame=args.e2e_per_frame)
         console.print(e2e.format_rows(rows))
+    return 0
+
+
+def _latency(args: argparse.Namespace) -> int:
+    from fastfeed.benchmark import latency
+
+    print("wire-to-callback latency, each client against its own server...", flush=True)
+    print(latency.format_rows(latency.compare(rates=args.latency_rates, seconds=args.latency_seconds)))
     return 0
