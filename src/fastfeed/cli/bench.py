@@ -12,6 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e-mode", default="full", help="subscription mode for --e2e")
     parser.add_argument("--e2e-per-frame", type=int, default=1,
                         help="instruments per frame for --e2e")
+    parser.add_argument("--e2e-tls", action="store_true", help="--e2e over TLS (wss://)")
     parser.add_argument("--latency", action="store_true",
                         help="only the wire-to-callback latency table against the SDK streamer "
                              "(about a minute; see fastfeed.benchmark.latency)")
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
         console.print("end to end over loopback (each client against its own server)...",
                       style="dim")
-        rows = e2e.compare(mode=args.e2e_mode, per_frame=args.e2e_per_frame)
+        rows = e2e.compare(mode=args.e2e_mode, per_frame=args.e2e_per_frame, tls=args.e2e_tls)
         console.print(e2e.format_rows(rows))
     return 0
 
