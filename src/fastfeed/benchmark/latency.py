@@ -95,7 +95,8 @@ async def _serve(rate: int, frames: int) -> None:
                 if monotonic_ns() - due > 100 * period:
                     due = monotonic_ns()  # far behind (a stalled client): no catch-up burst
             transport.send_close(1000)
-            transport.disconnect()
+            transport.disconnect()  # after what is still buffered for a slow client
+            await transport.wait_disconnected()
         finally:
             if not done.done():
                 done.set_result(None)
@@ -329,16 +330,21 @@ def compare(rates: tuple[int, ...] = RATES, seconds: float = 3.0,
     return rows
 
 
+def _us(value: float) -> str:
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'client':<16}{'frames/s':>9}{'frames':>8}{'p50':>9}{'p90':>9}{'p99':>9}"
-             f"{'p99.9':>9}{'SDK/p50':>9}{'SDK/p99':>9}  listener to callback p50 / p99"]
+    lines = [f"{'client':<16}{'frames/s':>9}{'frames':>8}{'p50':>11}{'p90':>11}{'p99':>11}"
+             f"{'p99.9':>11}{'SDK/p50':>9}{'SDK/p99':>9}  listener to callback p50 / p99"]
     for r in rows:
         vs50 = f"{r['vs_sdk_p50']:.1f}x" if r.get("vs_sdk_p50") else "-"
         vs99 = f"{r['vs_sdk_p99']:.1f}x" if r.get("vs_sdk_p99") else "-"
         own = r.get("listener_to_callback_us")
         own_text = f"{own['p50']:.1f} / {own['p99']:.1f}" if own else "-"
-        lines.append(f"{r['client']:<16}{r['rate']:>9,}{r['frames']:>8,}{r['p50']:>9.1f}"
-                     f"{r['p90']:>9.1f}{r['p99']:>9.1f}{r['p99.9']:>9.1f}{vs50:>9}{vs99:>9}  {own_text}")
+        lines.append(f"{r['client']:<16}{r['rate']:>9,}{r['frames']:>8,}"
+                     + "".join(f"{_us(r[p]):>11}" for p in ("p50", "p90", "p99", "p99.9"))
+                     + f"{vs50:>9}{vs99:>9}  {own_text}")
     lines.append("µs from the server's send time to the callback's start; loopback TCP, one full "
                  f"instrument per frame; server and client in separate processes pinned to CPUs "
                  f"{SERVER_CPU} and {CLIENT_CPU}; SDK/pNN: the SDK streamer's figure over the row's")
