@@ -12,7 +12,8 @@ CPU 0, and records ``time.monotonic_ns()`` minus that time as the first thing it
 - ``websockets+upb``: ``websockets`` on uvloop, after ``FeedResponse.FromString`` of each frame.
 
 Percentiles (p50, p90, p99, p99.9) are numpy's over the samples, the first frames of each run
-left out as warm-up. For the MarketFeed clients the row also gives what ``stats()`` reports as
+left out as warm-up; the clients take turns, a few rounds each, so that the machine's load
+changing meanwhile weighs on all of them alike. For the MarketFeed clients the row also gives what ``stats()`` reports as
 fastfeed's own share: the frame's arrival in the listener to the callback's start.
 
     python -m fastfeed bench --latency
@@ -171,10 +172,10 @@ def _client_feed(url: str, frames: int, how: str) -> dict[str, Any]:
             await feed.wait_closed()
         except Exception:  # the server's close after the last frame ends the run
             pass
-        lat = feed.latency()
-        own = lat["frame_to_on_quote_us" if how == "on_quote" else "frame_to_on_update_us"]
+        # What stats() reports as fastfeed's own share (its last 4096 samples, ns).
+        own = feed._callbacks.samples_ns("on_quote" if how == "on_quote" else "on_update")
         return {"samples": samples[:n[0]].tolist(), "errors": feed.decoder.errors,
-                "listener_to_callback_us": own}
+                "own": own.tolist()}
 
     loop = new_event_loop()
     try:
@@ -282,8 +283,9 @@ def percentiles(samples_ns: Any) -> dict[str, float]:
     return out
 
 
-def run_client(kind: str, rate: int, frames: int, timeout: float = 600) -> dict[str, Any]:
-    """One client against its own server; the result row (µs)."""
+def measure(kind: str, rate: int, frames: int, timeout: float = 600) -> dict[str, Any]:
+    """One client against its own server for `frames` frames: ``samples`` (ns, warm-up left
+    out), ``own`` (MarketFeed clients: listener-to-callback ns, as stats() keeps them), ``errors``."""
     server = subprocess.Popen(
         [sys.executable, "-c", "import sys; from fastfeed.benchmark.latency import server_main; "
          "server_main(int(sys.argv[1]), int(sys.argv[2]))", str(rate), str(frames)],
@@ -300,28 +302,43 @@ def run_client(kind: str, rate: int, frames: int, timeout: float = 600) -> dict[
         if out.returncode != 0:
             raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
         # The SDK prints its own noise; the result is the last JSON line.
-        result = json.loads(next(line for line in reversed(out.stdout.splitlines())
-                                 if line.startswith("{")))
+        result: dict[str, Any] = json.loads(next(line for line in reversed(out.stdout.splitlines())
+                                                 if line.startswith("{")))
     finally:
         try:
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    samples = result.pop("samples")
-    row = {"client": kind, "rate": rate, "frames": len(samples),
-           **percentiles(samples[WARMUP:]), **result}
-    return row
+    result["samples"] = result["samples"][WARMUP:]
+    return result
 
 
 def compare(rates: tuple[int, ...] = RATES, seconds: float = 3.0,
-            clients: tuple[str, ...] = CLIENTS) -> list[dict[str, Any]]:
-    """Rows for every client at every rate; ``vs_sdk_p50`` / ``vs_sdk_p99``: the SDK streamer's
-    figure over this client's at the same rate (how many times faster), when the SDK ran."""
+            clients: tuple[str, ...] = CLIENTS, rounds: int = 3) -> list[dict[str, Any]]:
+    """Rows for every client at every rate. The clients take turns, `rounds` times, for
+    `seconds` of frames in all each, so that a machine's load changing during the run weighs
+    on all of them alike. ``vs_sdk_p50`` / ``vs_sdk_p99``: the SDK streamer's figure over this
+    client's at the same rate (how many times faster), when the SDK ran."""
     rows = []
     for rate in rates:
-        frames = max(WARMUP + 500, int(rate * seconds))
-        group = [run_client(kind, rate, frames) for kind in clients]
+        frames = max(WARMUP + 300, int(rate * seconds / rounds))
+        pooled: dict[str, dict[str, Any]] = {
+            kind: {"samples": [], "own": [], "errors": 0} for kind in clients}
+        for _ in range(rounds):
+            for kind in clients:
+                result = measure(kind, rate, frames)
+                pool = pooled[kind]
+                pool["samples"] += result["samples"]
+                pool["own"] += result.get("own", [])
+                pool["errors"] += result["errors"]
+        group = []
+        for kind, pool in pooled.items():
+            row = {"client": kind, "rate": rate, "frames": len(pool["samples"]),
+                   "errors": pool["errors"], **percentiles(pool["samples"])}
+            if pool["own"]:
+                row["listener_to_callback_us"] = percentiles(pool["own"])
+            group.append(row)
         sdk = next((r for r in group if r["client"] == "sdk"), None)
         for r in group:
             r["vs_sdk_p50"] = sdk["p50"] / r["p50"] if sdk else None
