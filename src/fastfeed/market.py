@@ -65,6 +65,10 @@ class MarketFeed(FeedClient):
     Events (``on(event, fn)``): ``open()``, ``close(code, reason)``, ``error(exc)``,
     ``reconnecting(message)``, ``autoReconnectStopped(message)`` (the SDK's names and arguments),
     ``market_status(dict segment -> status)`` and ``gap(Gap)``. Callbacks run on the feed's loop.
+
+    ``busy_poll=True`` keeps the feed's loop polling instead of sleeping while it waits for data
+    (a frame is handled as soon as it lands, at the price of a core at 100 %);
+    ``busy_poll=<seconds>`` spins that long after the last frame, then sleeps until the next.
     """
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)

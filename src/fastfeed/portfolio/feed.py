@@ -153,6 +153,8 @@ class PortfolioFeed(FeedClient):
 
     The book (``orders``, ``positions``, ``holdings``, ``gtt_orders``, ``snapshot()``) is
     readable from any thread at any time; each read is an immutable snapshot.
+
+    ``busy_poll``: as MarketFeed's (True, or seconds to keep polling after the last message).
     """
 
     EVENTS = CONNECTION_EVENTS + (GAP,) + DATA_EVENTS
