@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -295,15 +296,18 @@ def measure(kind: str, rate: int, frames: int, timeout: float = 600) -> dict[str
         url = server.stdout.readline().strip()
         if not url.startswith("ws://"):
             raise RuntimeError("the latency server did not start")
+        # The result goes through a file: the SDK's threads print their own noise to stdout.
         code = ("import json, sys; from fastfeed.benchmark.latency import client_main; "
-                "print(json.dumps(client_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))))")
-        out = subprocess.run([sys.executable, "-c", code, kind, url, str(frames)],
-                             capture_output=True, text=True, timeout=timeout)
-        if out.returncode != 0:
-            raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
-        # The SDK prints its own noise; the result is the last JSON line.
-        result: dict[str, Any] = json.loads(next(line for line in reversed(out.stdout.splitlines())
-                                                 if line.startswith("{")))
+                "r = client_main(sys.argv[1], sys.argv[2], int(sys.argv[3])); "
+                "open(sys.argv[4], 'w').write(json.dumps(r))")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "result.json")
+            out = subprocess.run([sys.executable, "-c", code, kind, url, str(frames), path],
+                                 capture_output=True, text=True, timeout=timeout)
+            if out.returncode != 0:
+                raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
+            with open(path) as f:
+                result: dict[str, Any] = json.load(f)
     finally:
         try:
             server.wait(10)
