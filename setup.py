@@ -2,7 +2,6 @@
 import os
 import sys
 
-from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 # Compiler directives are set here once for every module, as picows does.
@@ -35,10 +34,15 @@ def ext(name: str) -> Extension:
     )
 
 
-setup(
-    ext_modules=cythonize(
-        [ext(name) for name in MODULES],
-        compiler_directives=DIRECTIVES,
-        include_path=["src"],
-    ),
-)
+# Only a build compiles: an sdist (and the egg_info that lists its files) carries the .pyx
+# sources as they are, so making one needs neither Cython nor a compiler.
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+if _BUILDS & set(sys.argv[1:]) or not {"sdist", "egg_info"} & set(sys.argv[1:]):
+    from Cython.Build import cythonize
+
+    ext_modules = cythonize([ext(name) for name in MODULES], compiler_directives=DIRECTIVES,
+                            include_path=["src"])
+else:
+    ext_modules = [ext(name) for name in MODULES]
+
+setup(ext_modules=ext_modules)

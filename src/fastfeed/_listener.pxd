@@ -6,6 +6,7 @@ from picows.picows cimport WSListener, WSTransport, WSFrame
 
 from fastfeed._callbacks cimport FrameCallbacks
 from fastfeed._decode cimport FeedDecoder
+from fastfeed._tap cimport FrameTap
 
 
 cdef class FeedListener(WSListener):
@@ -15,6 +16,7 @@ cdef class FeedListener(WSListener):
     cdef public object on_message
     cdef public object wake
     cdef public object resume
+    cdef public FrameTap tap       # recording: each message is copied here first (None: off)
     cdef readonly WSTransport transport
 
     # Continuation frames are reassembled here; the buffer is kept between messages.

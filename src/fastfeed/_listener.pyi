@@ -4,12 +4,12 @@ from picows import WSFrame, WSListener, WSTransport
 
 from fastfeed._callbacks import FrameCallbacks
 from fastfeed._decode import FeedDecoder
+from fastfeed._tap import FrameTap
 
 class _Owner(Protocol):
+    # With a decoder, the owner also gets _market_info(listener).
     def _ws_connected(self, listener: FeedListener) -> None: ...
-    def _ws_disconnected(self, listener: FeedListener) -> None: ...
     def _frame_failed(self, listener: FeedListener, exc: BaseException, size: int) -> None: ...
-    def _market_info(self, listener: FeedListener) -> None: ...
     def _callback_failed(self, exc: BaseException) -> None: ...
 
 class FeedListener(WSListener):
@@ -17,6 +17,7 @@ class FeedListener(WSListener):
     on_message: Callable[[bytes, bool], Any] | None
     wake: Callable[[], Any] | None
     resume: Callable[[], Any] | None
+    tap: FrameTap | None
     transport: WSTransport | None
     max_message_size: int
     frames: int

@@ -8,6 +8,7 @@ from libc.string cimport memcpy, memset
 from fastfeed._wire cimport *
 
 from fastfeed.errors import DecodeError
+from fastfeed.schema import STATUS_NAMES
 
 cdef dict WIRE_REASONS = {
     WE_TRUNCATED: "truncated",
@@ -20,8 +21,6 @@ cdef dict WIRE_REASONS = {
     WE_DEPTH: "nesting deeper than 100",
     WE_UTF8: "string is not valid UTF-8",
 }
-cdef tuple STATUS_NAMES = ("PRE_OPEN_START", "PRE_OPEN_END", "NORMAL_OPEN", "NORMAL_CLOSE",
-                           "CLOSING_START", "CLOSING_END")
 
 
 # --- UTF-8 -------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from dataclasses import fields as _dataclass_fields
 
 import numpy as np
 
-from fastfeed.quote import Bar as _PyBar, Quote, KIND_NAMES, mode_name
+from fastfeed.quote import Bar as _PyBar, Quote
+from fastfeed.schema import KIND_NAMES, mode_of
 
 cdef Py_ssize_t ARENA_PER_KEY = 48
 
@@ -206,8 +207,15 @@ cdef class Store:
     # Python API ---------------------------------------------------------------------------
 
     def row(self, key):
-        """The row id of ``key``, or -1 if it was never seen."""
-        cdef bytes b = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        """The row id of ``key`` (a str, or its UTF-8 bytes), or -1 if it was never seen."""
+        cdef bytes b
+        if isinstance(key, str):
+            b = key.encode("utf-8")
+        elif isinstance(key, (bytes, bytearray, memoryview)):
+            b = bytes(key)
+        else:
+            raise TypeError(f"an instrument key is a str such as 'NSE_EQ|INE002A01018', not "
+                            f"{type(key).__name__}")
         return self.find(b, len(b), hash_key(b, len(b)))
 
     def key(self, int row):
@@ -379,7 +387,7 @@ cdef object _to_quote(str key, QuoteRow* r):
         r.delta, r.theta, r.gamma, r.vega, r.rho,
         _levels(r.bid_p, r.bid_q, r.n_levels), _levels(r.ask_p, r.ask_q, r.n_levels),
         PyDictProxy_New(ohlc),
-        mode_name(r.mode), KIND_NAMES[r.kind],
+        mode_of(r.mode), KIND_NAMES[r.kind],
         r.server_ts, r.recv_ns, r.updates, (r.flags & FLAG_STALE) != 0,
     )
     quote = ff_alloc(Quote)

@@ -32,7 +32,8 @@ class SubscriptionLimitError(FastfeedError, ValueError):
 
     def __init__(self, cap: str, limit: int, requested: int, detail: str = "") -> None:
         message = f"subscription over the {cap} cap: {requested} > {limit}"
-        super().__init__(message + (f" ({detail})" if detail else ""))
+        super().__init__(message + (f" ({detail})" if detail else "")
+                         + "; nothing was changed: the subscriptions are as they were")
         self.cap = cap
         self.limit = limit
         self.requested = requested
@@ -49,7 +50,9 @@ class AuthenticationError(FastfeedError):
 
 
 class FeedConnectionError(FastfeedError, ConnectionError):
-    """A connection attempt failed (network, TLS, handshake, or an HTTP status other than 401/403)."""
+    """A connection attempt failed (network, TLS, handshake, an HTTP status other than 401/403, or
+    any exception raised in the attempt, the token provider's included). The feed tries again;
+    ``__cause__`` is what the attempt met, ``status`` the HTTP status if there was one."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -57,7 +60,20 @@ class FeedConnectionError(FastfeedError, ConnectionError):
 
 
 class ReconnectStoppedError(FastfeedError):
-    """The feed gave up: its reconnect policy ran out of attempts, or reconnecting is disabled."""
+    """The feed gave up: its reconnect policy ran out of attempts, or reconnecting is disabled.
+    ``__cause__`` is the last attempt's error, which the message quotes too."""
+
+
+class PermanentConnectionError(FeedConnectionError, ReconnectStoppedError):
+    """A connection attempt failed in a way that retrying cannot cure, so the feed stops at once:
+    a 4xx answer other than 401/403/408/429 at the handshake or authorize call, a certificate that
+    fails verification, a URL that is not a WebSocket endpoint, or Upstox's retired v2 market feed.
+    The message says what to change."""
+
+
+class FeedClosedError(ReconnectStoppedError, RuntimeError):
+    """The feed is not running: ``close()`` or ``stop()`` ended it, or it was never started, so
+    what was asked of it (``wait_for``) can never come."""
 
 
 class PortfolioDecodeError(FastfeedError, ValueError):
@@ -73,3 +89,7 @@ class PortfolioDecodeError(FastfeedError, ValueError):
         self.kind = kind
         self.reason = reason
         self.text = text
+
+
+class CaptureError(FastfeedError, ValueError):
+    """A file that is not a fastfeed capture (or not the kind asked for), or pyarrow is missing."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable
@@ -23,18 +24,20 @@ from fastfeed._callbacks import FrameCallbacks
 from fastfeed._decode import FeedDecoder
 from fastfeed._listener import FeedListener
 from fastfeed._store import Store
-from fastfeed.errors import ReconnectStoppedError
+from fastfeed.errors import FeedClosedError
 from fastfeed.events import CONNECTION_EVENTS, GAP, MARKET_STATUS
 from fastfeed.quote import Quote
 from fastfeed.transport.client import FeedClient
 from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
 from fastfeed.transport.requests import DEFAULT_CHUNK, requests
+from fastfeed.transport.state import IDLE
 from fastfeed.transport.subscriptions import MODES, SubscriptionBook, check_mode
 
 log = logging.getLogger(__name__)
 
 UPSTOX_MARKET_URL = "wss://api.upstox.com/v3/feed/market-data-feed"
 _BINARY = 2  # picows WSMsgType.BINARY
+_PART_SNAPSHOT = 32  # PART_SNAPSHOT of a record's parts (_store.pxd): from an initial_feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,10 @@ class MarketFeed(FeedClient):
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)
     DEFAULT_URL = UPSTOX_MARKET_URL
+    FEED_NAME = "market"
+    RETIRED_PATHS = {"/v2/feed/market-data-feed": (
+        "Upstox switched the market-data feed v2 off on 2025-08-22: use v3, "
+        f"{UPSTOX_MARKET_URL} (the path /v3/feed/market-data-feed)")}
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  instruments: str | Iterable[str] = (), mode: str = "ltpc", url: str | None = None,
@@ -81,8 +88,9 @@ class MarketFeed(FeedClient):
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
                  max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK,
+                 record: str | os.PathLike[str] | None = None,
                  busy_poll: bool | float = False) -> None:
-        check_mode(mode)
+        mode = check_mode(mode)
         super().__init__(access_token, token_provider=token_provider, url=url, authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
@@ -106,11 +114,17 @@ class MarketFeed(FeedClient):
         instruments = list(instruments)
         if instruments:
             self.subscribe(instruments, mode)
+        if record is not None:
+            self.record(record)
 
     # -- subscriptions (any thread; before the connection opens too) --------------------------------
     def subscribe(self, keys: str | Iterable[str], mode: str = "ltpc") -> None:
         """Subscribe `keys` in `mode` (keys already subscribed change to it). Checked against
-        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed."""
+        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed.
+
+        `mode` is one of `fastfeed.schema.MODES`, as `Quote.mode` reports it; the frames' name
+        ``full_d5`` is taken for ``full``."""
+        mode = check_mode(mode)
         with self._book_lock:
             keys = self._book.subscribe(keys, mode, known=len(self.store),
                                         is_known=self.store.__contains__)
@@ -122,26 +136,32 @@ class MarketFeed(FeedClient):
         self.call_soon(self._send, "unsub", keys, None)
 
     def change_mode(self, keys: str | Iterable[str], mode: str) -> None:
+        mode = check_mode(mode)
         with self._book_lock:
             keys = self._book.change_mode(keys, mode)
         self.call_soon(self._send, "change_mode", keys, mode)
 
     @property
     def subscriptions(self) -> dict[str, str]:
-        """Wanted subscriptions, key to mode (what every reconnect restores)."""
+        """Wanted subscriptions, key to mode: what you asked for, and what every reconnect
+        restores. Compare `instruments`, the keys the feed has sent data for."""
         with self._book_lock:
             return dict(self._book.wanted)
 
+    def _recording_subscriptions(self) -> dict[str, str]:
+        return self.subscriptions
+
     def _send(self, method: str, keys: list[str], mode: str | None) -> None:
-        transport = self._transport
-        if transport is None or not self.connected or not keys:
+        if not self.connected or not keys:
             return  # sent on open
         for payload in requests(method, keys, mode, self._request_chunk):
-            transport.send(_BINARY, payload)
+            if self._send_binary(payload):
+                self._record_request(payload)
 
     # -- reading --------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
-        """The latest Quote of `key` (None if it never arrived). Safe from any thread."""
+        """The latest Quote of `key` (None if it never arrived). Safe from any thread.
+        A key that is not a string raises TypeError."""
         return self.store.quote(key)
 
     @property
@@ -156,7 +176,9 @@ class MarketFeed(FeedClient):
 
     @property
     def instruments(self) -> list[str]:
-        """Instrument keys in snapshot row order."""
+        """Keys the feed has sent data for, in snapshot row order: ``snapshot[i]`` is
+        ``instruments[i]``. A row stays after its key is unsubscribed (rows are never freed), and
+        a subscribed key has no row until its first frame: compare `subscriptions`."""
         return self.store.instruments
 
     @property
@@ -208,7 +230,7 @@ class MarketFeed(FeedClient):
         callbacks.set_update_fns(self._update_fns)
         callbacks.set_quote_fns(self._quote_fns)
         if listener is None:
-            listener = self._listener
+            listener = self._live_listener()
         if listener is not None:
             listener.callbacks = callbacks if callbacks.active else None
 
@@ -232,27 +254,33 @@ class MarketFeed(FeedClient):
                     self.ring_overruns += missed
                 yield UpdateBatch(records, int(missed))
                 continue
-            if self.error is not None and not self._closing:
+            if self.error is not None and not self.closing:
                 raise self.error
-            if self._closing or not self.running:
+            if self.closing or not self.running:
                 return
             self._check_on_feed_loop()
             await self._next_data()
 
     def _check_on_feed_loop(self) -> None:
-        loop = self._loop
+        loop = self.loop
         if loop is not None and not loop.is_closed() and asyncio.get_running_loop() is not loop:
             raise RuntimeError("iterate updates() on the feed's event loop; from another thread "
                                "use on_update(), ring or snapshot")
 
     async def wait_for(self, key: str, timeout: float | None = None) -> Quote:
         """The quote of `key` once it has arrived (at once if it already has). Any event loop:
-        the feed's own, or another thread's while the feed runs in the background (``start()``)."""
+        the feed's own, or another thread's while the feed runs in the background (``start()``).
+
+        Raises at once when it can never come: why the feed stopped if it stopped on its own,
+        FeedClosedError if it was closed or never started; TimeoutError after `timeout` s.
+        """
         quote = self.store.quote(key)
         if quote is not None and quote.updates > 0:
             return quote
         if self.error is not None:
             raise self.error
+        if not self.running or self.closing:
+            raise self._not_running()
         caller = asyncio.get_running_loop()
         found: asyncio.Future[Quote] = caller.create_future()
         entry = (found, caller)
@@ -271,19 +299,28 @@ class MarketFeed(FeedClient):
         self.on_quote(key, got)
         self.call_soon(arrived_meanwhile)
         try:
-            if self.error is not None and not self._closing:
+            if self.error is not None and not self.closing:
                 raise self.error  # it stopped while we registered
+            if not self.running:
+                raise self._not_running()
             return await asyncio.wait_for(found, timeout)
         finally:
             self.off_quote(key, got)
             if entry in self._quote_waiters:
                 self._quote_waiters.remove(entry)
 
+    def _not_running(self) -> FeedClosedError:
+        if self.state == IDLE:
+            return FeedClosedError("the feed is not running: it was never started (connect(), "
+                                   "start(), or async with / with)")
+        return FeedClosedError("the feed is not running: it was closed")
+
     async def _next_data(self) -> None:
-        assert self._loop is not None
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        loop = self.loop
+        assert loop is not None
+        waiter: asyncio.Future[None] = loop.create_future()
         self._data_waiters.append(waiter)
-        listener = self._listener
+        listener = self._live_listener()
         if listener is not None:
             listener.wake = self._wake
         try:
@@ -309,7 +346,7 @@ class MarketFeed(FeedClient):
                     w.set_exception(exc)
                     w.exception()
         for q, loop in quotes:
-            _settle(q, loop, None, exc or ReconnectStoppedError("the feed was closed"))
+            _settle(q, loop, None, exc or self._not_running())
 
     # -- connection hooks -----------------------------------------------------------------------------
     def _make_listener(self) -> FeedListener:
@@ -322,10 +359,14 @@ class MarketFeed(FeedClient):
     def _on_open(self, listener: Any, attempts: int) -> None:
         with self._book_lock:
             by_mode = self._book.by_mode()
-        transport = listener.transport
+        transport = listener.transport  # the connection is not open until this has gone out
         for mode in MODES:
             for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
                 transport.send(_BINARY, payload)
+                self._record_request(payload)
+
+    def _delivered(self) -> int:
+        return self.decoder.updates
 
     def _on_lost(self, listener: Any, closing: bool) -> None:
         if closing:
@@ -338,7 +379,8 @@ class MarketFeed(FeedClient):
         self._release_waiters(exc)
 
     def _market_info(self, listener: Any) -> None:
-        self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+        if listener is self._live_listener():  # not from a connection whose opening failed
+            self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
 
     async def close(self, timeout: float = 5.0) -> None:
         await super().close(timeout)
@@ -346,18 +388,21 @@ class MarketFeed(FeedClient):
 
     # -- stats ----------------------------------------------------------------------------------------
     def latency(self) -> dict[str, dict[str, float]]:
-        """Percentiles: receive time minus the frame's currentTs (ms, from the ring's records), and
-        frame arrival in the listener to callback start (µs, sampled only while a callback is
-        registered; the last 4096 of each): ``frame_to_callback_us`` for the first callback of
-        each frame, ``frame_to_on_update_us`` and ``frame_to_on_quote_us`` (the Quote's build
-        included) for each kind."""
+        """Percentiles from the ring's records: receive time minus the frame's currentTs (ms) of
+        live ticks, and apart of snapshot (initial_feed) records, whose currentTs may be older
+        and which would dominate a short run; and frame arrival in the listener to callback
+        start (µs, sampled only while a callback is registered; the last 4096 of each):
+        ``frame_to_callback_us`` for the first callback of each frame, ``frame_to_on_update_us``
+        and ``frame_to_on_quote_us`` (the Quote's build included) for each kind."""
         head = self.store.updates_written
         ring = self.store.ring[:min(head, self.store.ring_capacity)]
         sent = ring["server_ts"]
-        mask = sent > 0
-        server_lag = ring["recv_ns"][mask] / 1e6 - sent[mask]
+        lag = ring["recv_ns"] / 1e6 - sent
+        snapshot = (ring["parts"] & _PART_SNAPSHOT) != 0
+        known = sent > 0
         cb = self._callbacks
-        return {"recv_minus_server_ms": _percentiles(server_lag),
+        return {"recv_minus_server_ms": _percentiles(lag[known & ~snapshot]),
+                "snapshot_recv_minus_server_ms": _percentiles(lag[known & snapshot]),
                 "frame_to_callback_us": _percentiles(cb.samples_ns("first") / 1e3),
                 "frame_to_on_update_us": _percentiles(cb.samples_ns("on_update") / 1e3),
                 "frame_to_on_quote_us": _percentiles(cb.samples_ns("on_quote") / 1e3)}

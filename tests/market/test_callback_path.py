@@ -15,7 +15,8 @@ import pytest
 
 from fastfeed import MarketFeed, Quote
 from fastfeed.benchmark.frames import frame, instrument_keys
-from fastfeed.quote import Bar, KIND_NAMES, MODE_NAMES
+from fastfeed.quote import Bar
+from fastfeed.schema import KIND_NAMES, mode_of
 
 TOKEN = "test-token-callbacks-0123456789"
 
@@ -45,7 +46,7 @@ def quote_from_row(feed: MarketFeed, row: int) -> Quote:
         asks=tuple((float(p), int(q)) for p, q in zip(r["ask_p"][:n], r["ask_q"][:n])),
         ohlc={b["interval"].decode(): Bar(float(b["open"]), float(b["high"]), float(b["low"]),
                                            float(b["close"]), int(b["vol"]), int(b["ts"])) for b in bars},
-        mode=MODE_NAMES[int(r["mode"])], kind=KIND_NAMES[int(r["kind"])],
+        mode=mode_of(int(r["mode"])), kind=KIND_NAMES[int(r["kind"])],
         server_ts=int(r["server_ts"]), recv_ns=int(r["recv_ns"]), updates=int(r["updates"]),
         stale=bool(r["flags"] & 1))
 

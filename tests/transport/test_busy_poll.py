@@ -128,3 +128,27 @@ def test_portfolio_feed_busy_poll_gets_records_and_sleeps_when_quiet() -> None:
                 await wait_until(lambda: spinner(feed)["sleeps"] >= 1 and spinner(feed)["wakeups"] >= 1,
                                  what="sleeping between records and waking at the next")
     run(main())
+
+
+def test_the_compat_streamers_take_busy_poll() -> None:
+    from fastfeed.compat import MarketDataStreamerV3, PortfolioDataStreamer
+
+    with SimulatorThread(tokens=[TOKEN], rate=200, portfolio_rate=100, ping_interval=None) as sim:
+        market = MarketDataStreamerV3(TOKEN, [KEY], "ltpc", url=sim.market_url, busy_poll=True)
+        portfolio = PortfolioDataStreamer(TOKEN, url=sim.portfolio_url, busy_poll=0.5)
+        got: dict[str, list[Any]] = {"market": [], "portfolio": []}
+        market.on("message", got["market"].append)
+        portfolio.on("message", got["portfolio"].append)
+        market.connect()
+        portfolio.connect()
+        try:
+            limit = time.monotonic() + 30
+            while min(map(len, got.values())) < 5 and time.monotonic() < limit:
+                time.sleep(0.01)
+            assert min(map(len, got.values())) >= 5
+            assert spinner(market.feed)["spin_seconds"] is None and spinner(market.feed)["spins"] > 0
+            assert spinner(portfolio.feed)["spin_seconds"] == 0.5
+        finally:
+            market.disconnect()
+            portfolio.disconnect()
+        assert any(KEY in m.get("feeds", {}) for m in got["market"])

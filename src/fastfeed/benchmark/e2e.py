@@ -9,8 +9,8 @@ Clients, each in its own process (pinned to CPU 0 when `taskset` is there; the s
 
 Rates are instrument updates per second from the first to the last frame, and CPU is the client
 process's CPU time per update. Every figure comes from one run, side by side. ``tls=True``
-serves wss:// with the simulator's throwaway CA (each client trusts it; the SDK verifies
-nothing, as it never does).
+serves wss:// with the simulator's throwaway CA, which the fastfeed and websockets clients
+trust (the SDK verifies nothing, as it never does).
 
     python -m fastfeed.benchmark.e2e          # prints the table
 """
@@ -26,19 +26,21 @@ import time
 from typing import Any
 
 TOKEN = "e2e-bench-token"
+CA_FILE_ENV = "FASTFEED_E2E_CA_FILE"  # set for a client process when the server is wss://
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
-DEFAULT_FRAMES = {"fastfeed": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
+DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000, "websockets+upb": 300_000,
+                  "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------
-def _ssl_context(cafile: str) -> Any:
+def _ssl_context() -> Any:
     import ssl
 
+    cafile = os.environ.get(CA_FILE_ENV)
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
-
-def _client_fastfeed(url: str, keys: list[str], mode: str, cafile: str = "") -> dict[str, Any]:
+def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None) -> dict[str, Any]:
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
@@ -46,7 +48,7 @@ def _client_fastfeed(url: str, keys: list[str], mode: str, cafile: str = "") -> 
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url, instruments=keys, mode=mode, ping_interval=None,
                           reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)),
-                          ssl=_ssl_context(cafile))
+                          record=record, ssl=_ssl_context())
         first: list[float] = []
         feed.on("market_status", lambda status: first.append(time.process_time()) or
                 first.append(time.perf_counter()))
@@ -57,13 +59,17 @@ def _client_fastfeed(url: str, keys: list[str], mode: str, cafile: str = "") -> 
             pass
         wall_end, cpu_end = time.perf_counter(), time.process_time()
         d = feed.decoder
-        return {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
-                "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+        out = {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
+               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+        rec = feed.stop_recording()
+        if rec is not None:  # the file is finished after the clock stopped: it is not timed
+            out.update(recorded=rec["records"], dropped=rec["dropped"], file_bytes=rec["file_bytes"])
+        return out
 
     return uvloop.run(main())
 
 
-def _client_websockets(url: str, keys: list[str], mode: str, cafile: str = "") -> dict[str, Any]:
+def _client_websockets(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     import uvloop
     import websockets
 
@@ -75,7 +81,7 @@ def _client_websockets(url: str, keys: list[str], mode: str, cafile: str = "") -
         parse = pb.FeedResponse.FromString
         async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"},
                                       compression=None, max_size=1 << 24, ping_interval=None,
-                                      max_queue=64, ssl=_ssl_context(cafile)) as ws:
+                                      max_queue=64, ssl=_ssl_context()) as ws:
             await ws.send(request("sub", keys, mode))
             raw = await ws.recv()
             cpu0, t0 = time.process_time(), time.perf_counter()
@@ -93,7 +99,7 @@ def _client_websockets(url: str, keys: list[str], mode: str, cafile: str = "") -
     return uvloop.run(main())
 
 
-def _client_sdk(url: str, keys: list[str], mode: str, cafile: str = "") -> dict[str, Any]:
+def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     import threading
     from types import SimpleNamespace
 
@@ -133,7 +139,16 @@ def _client_sdk(url: str, keys: list[str], mode: str, cafile: str = "") -> dict[
             "cpu_s": end_cpu - first[0]}
 
 
-_CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "websockets+upb": _client_websockets, "sdk": _client_sdk}
+def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """fastfeed recording every frame to a capture file (see fastfeed.capture)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"))
+
+
+_CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,
+                 "websockets+upb": _client_websockets, "sdk": _client_sdk}
 
 
 # -- the harness ------------------------------------------------------------------------------------
@@ -144,7 +159,7 @@ def _pin(cpu: int) -> list[str]:
 
 
 def _start_server(frames: int, instruments: int, per_frame: int, pin: bool,
-                  ca_file: str = "") -> tuple[subprocess.Popen[str], str]:
+                  ca_file: str | None = None) -> tuple[subprocess.Popen[str], str]:
     cmd = [*(_pin(1) if pin else []), sys.executable, "-m", "fastfeed", "sim", "--bench",
            "--bench-frames", str(frames), "--token", TOKEN, "--instruments", str(instruments),
            "--instruments-per-frame", str(per_frame), "--ping-interval", "0", "--rate", "1"]
@@ -164,24 +179,24 @@ def run_client(kind: str, frames: int, *, mode: str = "full", instruments: int =
                timeout: float = 600) -> dict[str, Any]:
     """One client against its own benchmark-mode server; the result row."""
     with tempfile.TemporaryDirectory() as tmp:
-        ca_file = os.path.join(tmp, "ca.pem") if tls else ""
+        ca_file = os.path.join(tmp, "ca.pem") if tls else None
         return _run_client(kind, frames, mode, instruments, per_frame, pin, ca_file, timeout)
 
 
 def _run_client(kind: str, frames: int, mode: str, instruments: int, per_frame: int, pin: bool,
-                ca_file: str, timeout: float) -> dict[str, Any]:
+                ca_file: str | None, timeout: float) -> dict[str, Any]:
     from fastfeed.sim.prices import universe
 
     server, base = _start_server(frames, instruments, per_frame, pin, ca_file)
+    env = {**os.environ, CA_FILE_ENV: ca_file} if ca_file else None
     try:
         url = base + "/v3/feed/market-data-feed"
         keys = universe(instruments, 0)
         code = ("import json,sys; from fastfeed.benchmark.e2e import _CLIENT_FUNCS as F; "
-                "print(json.dumps(F[sys.argv[1]](sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], "
-                "sys.argv[5])))")
+                "print(json.dumps(F[sys.argv[1]](sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])))")
         out = subprocess.run([*(_pin(0) if pin else []), sys.executable, "-c", code, kind, url,
-                              json.dumps(keys), mode, ca_file], capture_output=True, text=True,
-                             timeout=timeout)
+                              json.dumps(keys), mode], capture_output=True, text=True, timeout=timeout,
+                             env=env)
         if out.returncode != 0:
             raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
         # The SDK prints its own noise at exit; the result is the last JSON line.
@@ -195,8 +210,8 @@ def _run_client(kind: str, frames: int, mode: str, instruments: int, per_frame: 
             server.kill()
     seconds = max(result["seconds"], 1e-9)
     updates = max(result["updates"], 1)
-    return {"client": kind, "mode": mode, "instruments_per_frame": per_frame,
-            "tls": bool(ca_file), **result,
+    return {"client": kind, "mode": mode, "instruments_per_frame": per_frame, "tls": bool(ca_file),
+            **result,
             "updates_per_s": result["updates"] / seconds,
             "cpu_ns_per_update": result["cpu_s"] / updates * 1e9}
 
@@ -226,6 +241,22 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                  "instrument(s) per frame, server and client in separate processes"
                  + (" pinned to CPUs 1 and 0" if _pin(0) else ""))
     return "\n".join(lines)
+
+
+def _client_compat(url: str, keys: list[str], mode: str, *_: Any) -> dict[str, Any]:
+    """The SDK client's own code above with one import changed: fastfeed.compat's streamer
+    (fastfeed.benchmark.compat)."""
+    import upstox_client.feeder
+
+    import fastfeed.compat
+
+    fastfeed.compat.MARKET_DATA_URL = url
+    upstox_client.feeder.MarketDataStreamerV3 = fastfeed.compat.MarketDataStreamerV3
+    return _client_sdk(url, keys, mode)
+
+
+_CLIENT_FUNCS["compat"] = _client_compat
+DEFAULT_FRAMES["compat"] = 400_000
 
 
 if __name__ == "__main__":

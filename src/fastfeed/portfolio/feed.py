@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections import Counter, deque
 from typing import Any, Callable, Mapping
@@ -87,13 +88,13 @@ class UpdateStream:
         while True:
             if self._queue:
                 return self._queue.popleft()
-            if feed.error is not None and not feed._closing:
+            if feed.error is not None and not feed.closing:
                 raise feed.error
-            task = feed._task
-            if feed._closing or task is None or task.done():
+            task = feed._run_task()
+            if feed.closing or task is None or task.done():
                 raise StopAsyncIteration
             loop = asyncio.get_running_loop()
-            if loop is not feed._loop:
+            if loop is not feed.loop:
                 raise RuntimeError("iterate updates() on the feed's event loop")
             waiter = self._waiter = loop.create_future()
             try:
@@ -160,6 +161,7 @@ class PortfolioFeed(FeedClient):
     EVENTS = CONNECTION_EVENTS + (GAP,) + DATA_EVENTS
     DEFAULT_URL = UPSTOX_PORTFOLIO_URL
     FRAME_NAME = "portfolio frame"
+    FEED_NAME = "portfolio"
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  order: bool = True, position: bool = False, holding: bool = False, gtt: bool = False,
@@ -167,6 +169,7 @@ class PortfolioFeed(FeedClient):
                  queue_size: int = 4096, reconnect: ReconnectPolicy | None = None,
                  connect_timeout: float = 10.0, ping_interval: float | None = 10.0,
                  ping_timeout: float = 5.0, max_message_size: int = 16 * 1024 * 1024,
+                 record: str | os.PathLike[str] | None = None,
                  busy_poll: bool | float = False) -> None:
         flags = (order, position, holding, gtt)
         types = tuple(t for t, wanted in zip(UPDATE_TYPES, flags) if wanted)
@@ -188,6 +191,8 @@ class PortfolioFeed(FeedClient):
         self._errors_by_kind: Counter[str] = Counter()
         self.decode_errors = 0
         self.updates_missed = 0
+        if record is not None:
+            self.record(record)
 
     # -- the live book (any thread) -----------------------------------------------------------------
     @property
@@ -249,7 +254,7 @@ class PortfolioFeed(FeedClient):
     def _on_message(self, payload: bytes, text: bool) -> None:
         try:
             # Every token this feed has used: the error text drops them.
-            record = decode_update(payload, self._scrub.tokens)
+            record = decode_update(payload, self._used_tokens())
         except PortfolioDecodeError as exc:
             self._bad_frame(exc, len(payload))
             return
@@ -283,6 +288,9 @@ class PortfolioFeed(FeedClient):
         listener.on_message = self._on_message
         return listener
 
+    def _recording_subscriptions(self) -> list[str]:
+        return list(self.update_types)
+
     # _on_open: nothing to send (the update types are in the URL; updates flow at once), and the
     # gap after a lost connection is FeedClient's.
 
@@ -292,6 +300,9 @@ class PortfolioFeed(FeedClient):
 
     def _on_stopped(self, exc: BaseException) -> None:
         self._wake_streams()
+
+    def _delivered(self) -> int:
+        return self.book.updates
 
     async def close(self, timeout: float = 5.0) -> None:
         await super().close(timeout)
