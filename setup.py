@@ -21,15 +21,17 @@ if os.environ.get("FASTFEED_DEBUG"):
 
 
 # Order matters only for readability; each module is its own extension.
+# Dotted names under fastfeed: top-level modules and those of subpackages (fastfeed.nats._outbox).
 MODULES = sorted(
-    f[:-4] for f in os.listdir("src/fastfeed") if f.endswith(".pyx")
+    os.path.relpath(os.path.join(d, f), "src/fastfeed")[:-4].replace(os.sep, ".")
+    for d, _, files in os.walk("src/fastfeed") for f in files if f.endswith(".pyx")
 )
 
 
 def ext(name: str) -> Extension:
     return Extension(
         f"fastfeed.{name}",
-        [f"src/fastfeed/{name}.pyx"],
+        [f"src/fastfeed/{name.replace('.', '/')}.pyx"],
         extra_compile_args=extra_compile_args,
     )
 

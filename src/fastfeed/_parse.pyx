@@ -593,6 +593,8 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
         return -1
     f = &s.feeds[s.n_feeds]
     s.n_feeds += 1
+    f.entry_off = r.pos
+    f.entry_len = r.end - r.pos
     f.key_off = 0
     f.key_len = 0
     f.mode = 0
@@ -699,6 +701,8 @@ cdef inline int parse_market_info(WireReader* r, Scratch* s) noexcept nogil:
     if wr_enter(r, &saved) < 0:
         return -1
     s.has_market_info = True
+    s.info_off = r.pos
+    s.info_len = r.end - r.pos
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1

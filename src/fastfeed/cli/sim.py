@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import signal
 import sys
 import tempfile
@@ -130,13 +131,15 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    if args.replay is not None and not os.path.isfile(args.replay):
+        raise CommandError(f"--replay {args.replay}: no such file", 2)
     loop = new_event_loop()
     try:
         loop.run_until_complete(_serve(args))
     except KeyboardInterrupt:
         pass
-    except (FastfeedError, ValueError) as exc:  # a bad --replay file
-        raise CommandError(str(exc)) from None
+    except (FastfeedError, ValueError) as exc:  # a --replay file that is not a capture
+        raise CommandError(str(exc), 2) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CommandError(f"cannot listen on {args.host}:{args.port}: the port is already in "
