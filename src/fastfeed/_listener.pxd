@@ -4,6 +4,7 @@
 from libc.stdint cimport int64_t, uint64_t
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
+from fastfeed._callbacks cimport FrameCallbacks
 from fastfeed._decode cimport FeedDecoder
 from fastfeed._tap cimport FrameTap
 
@@ -11,9 +12,10 @@ from fastfeed._tap cimport FrameTap
 cdef class FeedListener(WSListener):
     cdef FeedDecoder decoder
     cdef object owner
-    cdef public object on_frame
+    cdef public FrameCallbacks callbacks
     cdef public object on_message
     cdef public object wake
+    cdef public object resume
     cdef public FrameTap tap       # recording: each message is copied here first (None: off)
     cdef readonly WSTransport transport
 

@@ -2,6 +2,7 @@ from typing import Any, Callable, Protocol
 
 from picows import WSFrame, WSListener, WSTransport
 
+from fastfeed._callbacks import FrameCallbacks
 from fastfeed._decode import FeedDecoder
 from fastfeed._tap import FrameTap
 
@@ -12,9 +13,10 @@ class _Owner(Protocol):
     def _callback_failed(self, exc: BaseException) -> None: ...
 
 class FeedListener(WSListener):
-    on_frame: Callable[[int, int], Any] | None
+    callbacks: FrameCallbacks | None
     on_message: Callable[[bytes, bool], Any] | None
     wake: Callable[[], Any] | None
+    resume: Callable[[], Any] | None
     tap: FrameTap | None
     transport: WSTransport | None
     max_message_size: int

@@ -41,8 +41,11 @@ cdef class FeedListener(WSListener):
     ``owner`` gets the control events: ``_ws_connected(listener)``,
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
     ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
-    ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
+    ``callbacks``: the market feed's FrameCallbacks, called (in C) once per decoded frame that
+    applied n > 0 updates, or None.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
+    ``resume()``: called once, at the next data message, then cleared (a sleeping busy-poll
+    starts spinning again).
     ``tap``: a recording's FrameTap; every data message is copied into it (C, no Python object).
     ``detach()``: from then on, frames are only counted (not recorded, decoded or handed on).
     """
@@ -52,9 +55,10 @@ cdef class FeedListener(WSListener):
             raise ValueError("max_message_size must be positive")
         self.decoder = decoder
         self.owner = owner
-        self.on_frame = None
+        self.callbacks = None
         self.on_message = None
         self.wake = None
+        self.resume = None
         self.transport = None
         self.max_message_size = max_message_size
         self.frag_type = -1
@@ -207,6 +211,13 @@ cdef class FeedListener(WSListener):
         self.last_frame_ns = recv_ns
         if self.detached:
             return 0
+        if self.resume is not None:
+            resume = self.resume
+            self.resume = None
+            try:
+                resume()
+            except Exception as exc:
+                self.owner._callback_failed(exc)
         if self.tap is not None:
             # Before decoding: a frame the decoder refuses is recorded too, to reproduce the bug.
             self.tap.append(TAP_FRAME, recv_ns, data, size)
@@ -233,9 +244,9 @@ cdef class FeedListener(WSListener):
             self.market_info_seen = decoder.market_info_frames
             self.owner._market_info(self)
         if n > 0:
-            if self.on_frame is not None:
+            if self.callbacks is not None:
                 try:
-                    self.on_frame(n, recv_ns)
+                    self.callbacks.dispatch(n, recv_ns)
                 except Exception as exc:
                     self.owner._callback_failed(exc)
             if self.wake is not None:
@@ -258,13 +269,14 @@ cdef class FeedListener(WSListener):
         """Deliver nothing more (the connection failed to open): frames still read, such as those
         that came with the upgrade, are counted and dropped, and the owner hears of none."""
         self.detached = True
-        self.on_frame = self.on_message = self.wake = None
+        self.callbacks = None
+        self.on_message = self.wake = self.resume = None
 
     # -- for tests and tools --------------------------------------------------------------------
 
     def feed_frame(self, payload, bint text=False):
         """Deliver one complete message as if it had arrived (no socket involved)."""
-        cdef bytes b = bytes(payload)
+        cdef bytes b = payload if type(payload) is bytes else bytes(payload)
         self._deliver(<const char*>b, len(b), text)
 
     def stats(self):

@@ -169,6 +169,7 @@ cdef class Store:
     cdef int _allocate(self, Py_ssize_t slots) except -1
     cdef int _over_buffer(self, object buffer, Py_ssize_t slots, bint attach) except -1
     cdef void mark_all_stale(self) noexcept nogil
+    cpdef object quote_at(self, int32_t row)
     cdef object _records_from(self, uint64_t position, uint64_t n)
 
 

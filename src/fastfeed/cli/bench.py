@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from typing import Any
 
 from fastfeed.schema import MODES, PLUS_MODES
 
@@ -26,13 +27,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="subscription mode for --e2e")
     parser.add_argument("--e2e-per-frame", type=int, default=1, metavar="K",
                         help="instruments per frame for --e2e")
+    parser.add_argument("--e2e-tls", action="store_true", help="--e2e over TLS (wss://)")
     parser.add_argument("--compat", action="store_true",
                         help="also messages/s of fastfeed.compat's streamer against the SDK's (a minute)")
+    parser.add_argument("--latency", action="store_true",
+                        help="only the wire-to-callback latency table against the SDK streamer "
+                             "(a few minutes; see fastfeed.benchmark.latency)")
+    parser.add_argument("--latency-seconds", type=_positive(float), default=3.0, metavar="S",
+                        help="seconds of frames per client and rate for --latency")
+    parser.add_argument("--latency-rates", type=_rates, default=(1000, 10000), metavar="R,R",
+                        help="frames per second for --latency (default 1000,10000)")
     parser.add_argument("--shared", action="store_true",
                         help="only the shared-memory hub's delay to a reader in another process, "
                              "against a ZeroMQ relay (fastfeed.benchmark.shared)")
     parser.add_argument("--boost", action="store_true",
                         help="with --shared: readers in the real-time class (needs root)")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+    return parse
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    return tuple(_positive(int)(part) for part in text.split(","))
 
 
 def _shared(args: argparse.Namespace) -> int:
@@ -62,6 +87,8 @@ def _table(header: list[str], rows: list[list[str]], first_left: bool = True) ->
 def run(args: argparse.Namespace) -> int:
     if args.shared:
         return _shared(args)
+    if args.latency:
+        return _latency(args)
     try:
         from fastfeed.benchmark import decode, portfolio
     except ModuleNotFoundError as exc:  # protobuf is a dependency; this is a broken install
@@ -112,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         _say()
         _say("end to end over loopback (each client against its own server)...", note=True)
         _say(e2e.format_rows(e2e.compare(mode=args.e2e_mode, per_frame=args.e2e_per_frame,
-                                         clients=clients)))
+                                         clients=clients, tls=args.e2e_tls)))
         left_out = [c for c in e2e.CLIENTS if c not in clients]
         if left_out:
             _say(f"left out: {', '.join(left_out)}: pip install 'fastfeed[{decode.SDK_EXTRA}]' "
@@ -127,4 +154,18 @@ def run(args: argparse.Namespace) -> int:
 
             _say("message listeners: fastfeed.compat against the SDK streamer...", note=True)
             _say(compat.format_rows(compat.compare()))
+    return 0
+
+
+def _latency(args: argparse.Namespace) -> int:
+    missing = [name for name in E2E_NEEDS.values() if not importlib.util.find_spec(name)]
+    if missing:
+        from fastfeed.benchmark.decode import SDK_EXTRA
+
+        raise CommandError(f"--latency runs against the SDK streamer and websockets: pip install "
+                           f"'fastfeed[{SDK_EXTRA}]' (missing: {', '.join(missing)})")
+    from fastfeed.benchmark import latency
+
+    _say("wire-to-callback latency, each client against its own server...", note=True)
+    _say(latency.format_rows(latency.compare(rates=args.latency_rates, seconds=args.latency_seconds)))
     return 0

@@ -154,6 +154,8 @@ class PortfolioFeed(FeedClient):
 
     The book (``orders``, ``positions``, ``holdings``, ``gtt_orders``, ``snapshot()``) is
     readable from any thread at any time; each read is an immutable snapshot.
+
+    ``busy_poll``: as MarketFeed's (True, or seconds to keep polling after the last message).
     """
 
     EVENTS = CONNECTION_EVENTS + (GAP,) + DATA_EVENTS
@@ -167,7 +169,8 @@ class PortfolioFeed(FeedClient):
                  queue_size: int = 4096, reconnect: ReconnectPolicy | None = None,
                  connect_timeout: float = 10.0, ping_interval: float | None = 10.0,
                  ping_timeout: float = 5.0, max_message_size: int = 16 * 1024 * 1024,
-                 record: str | os.PathLike[str] | None = None) -> None:
+                 record: str | os.PathLike[str] | None = None,
+                 busy_poll: bool | float = False) -> None:
         flags = (order, position, holding, gtt)
         types = tuple(t for t, wanted in zip(UPDATE_TYPES, flags) if wanted)
         if not types:
@@ -178,7 +181,7 @@ class PortfolioFeed(FeedClient):
                          url=portfolio_url(url or UPSTOX_PORTFOLIO_URL, types), authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
-                         max_frame_size=max_message_size)
+                         max_frame_size=max_message_size, busy_poll=busy_poll)
         self.update_types: tuple[str, ...] = types
         self.book = PortfolioBook()
         self.queue_size = queue_size

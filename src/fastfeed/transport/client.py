@@ -30,6 +30,7 @@ from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, E
                              RECONNECTING, EventRegistry, Gap)
 from fastfeed.loop import new_event_loop
 
+from .busy_poll import BusyPoll
 from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
                          TokenProvider, attempt_error, authorize, open_websocket, resolve_token,
                          tls_context)
@@ -57,7 +58,7 @@ class FeedClient:
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_frame_size: int = 16 * 1024 * 1024) -> None:
+                 max_frame_size: int = 16 * 1024 * 1024, busy_poll: bool | float = False) -> None:
         if access_token is None and token_provider is None:
             raise ValueError("give an access_token or a token_provider")
         if token_provider is not None and not callable(token_provider):
@@ -88,6 +89,9 @@ class FeedClient:
         self.events = EventRegistry(self.EVENTS, owner=type(self).__name__)
         self._picows_logger = ScrubbingLogger(_picows_log, self._scrub)
         self._rng = random.Random()
+        # busy_poll: True, or seconds to keep spinning after the last message (see busy_poll.py).
+        self.busy_poll = busy_poll
+        self._poller = BusyPoll.from_option(busy_poll)
 
         self._state = ConnectionState()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -361,6 +365,8 @@ class FeedClient:
 
     async def _run(self) -> None:
         state, policy = self._state, self.reconnect_policy
+        if self._poller is not None:
+            self._poller.start(asyncio.get_running_loop())
         try:
             while not state.closing:
                 if state.failures:
@@ -409,6 +415,8 @@ class FeedClient:
             log.exception("the feed's connection loop failed")
             self._stop(exc, f"internal error: {exc}")
         finally:
+            if self._poller is not None:
+                self._poller.stop()
             self._transport = self._listener = None
             if state.phase != STOPPED:
                 state.stopped(None if state.closing else ReconnectStoppedError("the feed stopped"))
@@ -459,6 +467,8 @@ class FeedClient:
         if self.connections > 1:
             self.reconnects += 1
         listener.tap = self._recorder.tap if self._recorder is not None else None
+        if self._poller is not None:
+            self._poller.attach(listener)
         log.info("connected (connection %d)", self.connections)
         self._end_gap(listener, max(1, self._state.failures))
         self._resolve_open_waiters()
@@ -649,7 +659,8 @@ class FeedClient:
             totals = self._listener_totals()
         out: dict[str, Any] = {"connected": self.connected, "connections": self.connections,
                                "reconnects": self.reconnects, "failed_attempts": self.failed_attempts,
-                               "callback_errors": self.events.callback_errors}
+                               "callback_errors": self.events.callback_errors,
+                               "busy_poll": self._poller.stats() if self._poller is not None else None}
         for k in ("pings_received", "pings_sent", "pongs_received", "fragments", "oversized"):
             out[k] = totals[k]
         return out
