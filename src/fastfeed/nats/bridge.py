@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 _BACKOFF = (0.1, 2.0)     # first and longest wait between connection attempts, seconds
 _BACKED_UP_POLL = 0.002   # how often a backed-up pump looks again, seconds
+# Live updates waiting that are handed to nats-py's send buffer from the frame callback itself:
+# a loop turn that reads a backlog (libuv reads up to 32 times per wake-up) applies tens of
+# thousands of updates before the pump runs, and they would all be conflated meanwhile.
+_HAND_OFF = 1024
 
 
 def server_list(servers: str | Iterable[str]) -> list[str]:
@@ -114,8 +118,24 @@ class Bridge:
 
     # -- on the feed's loop, per frame -------------------------------------------------------------
     def _on_update(self, records: Any) -> None:
-        if self.outbox.capture(self.feed.decoder, len(records)) and self._kick is not None:
+        ob = self.outbox
+        if ob.capture(self.feed.decoder, len(records)) and self._kick is not None:
+            if ob.pending >= _HAND_OFF:
+                self._hand_off()
             self._kick.set()
+
+    def _hand_off(self) -> None:
+        # Memory only, no I/O: the bytes join nats-py's pending list, its flusher writes them
+        # when the loop turns (the pump asks it to), under the same max_pending_bytes bound.
+        nc = self._nc
+        if not self._ready or nc is None or not nc.is_connected:
+            return
+        if nc.pending_data_size >= self.max_pending_bytes:
+            return
+        data = self.outbox.take()
+        if data is not None:
+            nc._pending.append(data)
+            nc._pending_data_size += len(data)
 
     def _on_market_status(self, status: Any) -> None:
         if self.outbox.capture_status(self.feed.decoder) and self._kick is not None:
@@ -335,6 +355,9 @@ class Bridge:
                 # publish() is per message, in Python: far too slow for a full feed.)
                 await nc._send_command(data)
                 await nc._flush_pending()
+            nc = self._nc
+            if nc is not None and nc.is_connected and nc.pending_data_size:
+                await nc._flush_pending()   # what _hand_off queued
 
     # -- stats -------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
