@@ -38,6 +38,7 @@ cdef class FeedListener(WSListener):
     cdef readonly int64_t connected_ns
     cdef readonly int64_t last_frame_ns
     cdef readonly bint pong_timeout
+    cdef readonly bint detached
     cdef readonly int close_code
     cdef readonly str close_reason
 

@@ -407,8 +407,8 @@ class MarketFeed(FeedClient):
         self._release_waiters(exc)
 
     def _market_info(self, listener: Any) -> None:
-        if listener is self._live_listener():  # not from a connection whose opening failed
-            self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+        # Only an open connection's listener decodes (one that failed to open is detached).
+        self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
 
     async def close(self, timeout: float = 5.0) -> None:
         await super().close(timeout)

@@ -398,7 +398,10 @@ class FeedClient:
                     if not transport.is_disconnected:
                         transport.send_close(1000)
                         transport.disconnect()
-                    return
+                    if not self.connected:
+                        return
+                # The connection opened, even if close() came before this: it emitted `open`, so
+                # serving it to its end emits its `close`.
                 await self._serve(transport, listener)
         except asyncio.CancelledError:
             pass
@@ -447,8 +450,8 @@ class FeedClient:
             log.exception("opening the connection failed")
             self._open_failure = exc
             self._transport = self._listener = None
-            # Frames already read with the upgrade still reach the listener: no callbacks for them.
-            listener.on_frame = listener.on_message = listener.wake = None
+            # Frames already read with the upgrade still reach the listener: it drops them.
+            listener.detach()
             listener.transport.disconnect()
             return
         self._state.opened(time.monotonic(), self._delivered())
@@ -530,7 +533,8 @@ class FeedClient:
 
     # -- listener hooks (called by FeedListener on the loop) ---------------------------------------
     def _ws_connected(self, listener: Any) -> None:
-        if self._state.closing:
+        if self._state.closing:  # never opened: nothing it brings is delivered
+            listener.detach()
             listener.transport.disconnect()
             return
         self._opened(listener)
