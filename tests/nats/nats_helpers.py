@@ -40,7 +40,7 @@ async def stop_data(sim: Any, hub: MarketFeed) -> None:
 
 async def settle(sim: Any, hub: MarketFeed, bridge: Bridge) -> None:
     """Stop the data; wait until the bridge has handed every message to NATS and JetStream has
-    stored every one of them."""
+    stored every state message."""
     await stop_data(sim, hub)
     await bridge.flush()
     js = bridge._nc.jetstream()
@@ -48,8 +48,8 @@ async def settle(sim: Any, hub: MarketFeed, bridge: Bridge) -> None:
     deadline = loop.time() + 20
     while True:
         stored = (await js.stream_info(bridge.stream)).state.last_seq
-        if stored >= bridge.published:
+        if stored >= bridge.stored:
             return
         if loop.time() > deadline:
-            raise AssertionError(f"stream stored {stored} of {bridge.published} messages")
+            raise AssertionError(f"stream stored {stored} of {bridge.stored} messages")
         await asyncio.sleep(0.01)

@@ -37,6 +37,28 @@ def test_late_reader_holds_every_latest_state_equal_to_the_hub(sim, nats_server)
     run(main(), 90)
 
 
+def test_reader_joining_while_updates_flow_ends_equal_to_the_hub(sim, nats_server):
+    # Joins mid-stream: live messages come while the stream's state is read; the live ones are
+    # held back and per subject only what is newer is applied, so nothing older overwrites.
+    async def main() -> None:
+        async with hub_for(sim) as hub, Bridge(hub, nats_server.url, prefix="mid") as bridge:
+            await bridge.wait_connected(20)
+            await wait_until(lambda: bridge.stored > 2 * len(sim.instruments), 20, "state stored")
+            async with NatsFeed(nats_server.url, prefix="mid") as reader:
+                seen = reader.stats()["live_messages"]
+                await wait_until(lambda: reader.stats()["live"], 20, "reader follows live")
+                await wait_until(lambda: reader.stats()["live_messages"] > seen + 500, 20,
+                                 "live updates flowing")
+                await stop_data(sim, hub)
+                await bridge.flush()
+                await wait_until(lambda: not mismatches(hub, reader), 20, "reader equals hub")
+                stats = reader.stats()
+                # The stream's copies of what came live were skipped, not applied twice.
+                assert stats["stale"] > 0 and stats["decode_errors"] == 0
+                assert reader.market_status == hub.market_status
+    run(main(), 90)
+
+
 def test_live_updates_flow_and_callbacks_fire(sim, nats_server):
     key = sim.instruments[0]
 

@@ -90,3 +90,37 @@ def test_a_long_line_without_an_end_is_handed_on():
     junk = bytes(random.Random(1).randrange(65, 90) for _ in range(70_000))
     _, _, out = run_chunks([junk])
     assert out and b"".join(out) == junk[:len(b"".join(out))]
+
+
+LIVE_SID = 9
+
+
+def state_msg(subject: bytes, sid: int, payload: bytes, recv_ns: int, seq: int, dseq: int | None) -> bytes:
+    hdr = b"NATS/1.0\r\nFastfeed-Recv-Ns: %d\r\nFastfeed-Seq: %d\r\n\r\n" % (recv_ns, seq)
+    reply = b"" if dseq is None else b" $JS.ACK.S.C.1.%d.%d.1700000000000000000.0" % (dseq, dseq)
+    return b"HMSG %s %d%s %d %d\r\n%s%s\r\n" % (subject, sid, reply, len(hdr),
+                                               len(hdr) + len(payload), hdr, payload)
+
+
+def test_live_is_held_until_the_stream_caught_up_and_only_newer_updates_apply():
+    # A live ltpc update (t=200) arrives before the stream's older full update of another
+    # subject of the same instrument (t=100, which came before the reader subscribed live).
+    # Applied as they come, the older one would overwrite the newer price.
+    tok = b"NSE_EQ%7CA"
+    d = FeedDecoder(16)
+    s = MsgScanner(d, prefix="upstox")
+    s.watch_live(LIVE_SID, LIVE_SID)
+    s.watch(SID, False)
+    s.scan(state_msg(b"upstox.live." + tok + b".l", LIVE_SID, frame("NSE_EQ|A", 20.0), 200, 2, None))
+    assert d.quote("NSE_EQ|A") is None and s.held_count == 1 and not s.live_on
+    s.scan(state_msg(b"upstox." + tok + b".lo", SID, frame("NSE_EQ|A", 10.0), 100, 1, 1))
+    assert d.quote("NSE_EQ|A").ltp == 10.0 and not s.live_on      # still older than what is held
+    s.scan(state_msg(b"upstox." + tok + b".l", SID, frame("NSE_EQ|A", 20.0), 200, 2, 2))
+    assert s.live_on and s.held_count == 0
+    assert d.quote("NSE_EQ|A").ltp == 20.0 and s.stale == 1       # the held copy was skipped
+    # From now on live messages apply at once; a repeat or an older one is skipped.
+    s.scan(state_msg(b"upstox.live." + tok + b".l", LIVE_SID, frame("NSE_EQ|A", 21.0), 300, 3, None))
+    s.scan(state_msg(b"upstox." + tok + b".l", SID, frame("NSE_EQ|A", 21.0), 300, 3, 3))
+    s.scan(state_msg(b"upstox.live." + tok + b".l", LIVE_SID, frame("NSE_EQ|A", 19.0), 250, 9, None))
+    assert d.quote("NSE_EQ|A").ltp == 21.0 and s.stale == 3 and d.quote("NSE_EQ|A").recv_ns == 300
+    assert s.live_messages == 3 and not s.gap

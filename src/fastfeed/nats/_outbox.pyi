@@ -1,14 +1,18 @@
 from fastfeed._decode import FeedDecoder
 
 RECV_HEADER: str
+SEQ_HEADER: str
 
 class Outbox:
     capacity: int
     max_slots: int
     queued_slots: int
+    state_slots: int
     updates: int
     sent: int
     dropped: int
+    state_sent: int
+    conflated: int
     refused: int
     unmatched: int
     taken_bytes: int
@@ -17,9 +21,12 @@ class Outbox:
     @property
     def pending(self) -> int: ...
     @property
+    def state_pending(self) -> int: ...
+    @property
     def slot_count(self) -> int: ...
     def capture(self, decoder: FeedDecoder, applied: int) -> int: ...
     def capture_status(self, decoder: FeedDecoder) -> bool: ...
     def queue_status(self, market_info: bytes, current_ts: int) -> bool: ...
     def resend_all(self) -> int: ...
     def take(self) -> bytes | None: ...
+    def take_state(self) -> bytes | None: ...

@@ -3,17 +3,24 @@
 Called once per frame right after the decoder applied it, while the frame's bytes are still
 where the decoder read them, with no Python object per entry. Each applied map entry is copied
 into the slot of its subject (instrument row x parts carried, see subjects.py) and the slot goes
-to the back of the send list. ``take`` writes the list, oldest first, as
+to the back of two lists: the live list and the state list. ``take`` writes the live list,
+oldest first, to the core NATS subject ``<prefix>.live.<token>.<parts>`` (no stream stores it),
+``take_state`` the state list to ``<prefix>.<token>.<parts>``, which the JetStream stream keeps
+(last message per subject), each as
 
-    HPUB <prefix>.<token>.<parts> <header bytes> <total bytes>\\r\\n
-    NATS/1.0\\r\\nFastfeed-Recv-Ns: <hub receive time, epoch ns>\\r\\n\\r\\n
+    HPUB <subject> <header bytes> <total bytes>\\r\\n
+    NATS/1.0\\r\\nFastfeed-Recv-Ns: <hub receive time, epoch ns>\\r\\nFastfeed-Seq: <n>\\r\\n\\r\\n
     <FeedResponse: type, currentTs, feeds = the entry's bytes as Upstox sent them>\\r\\n
 
-While NATS keeps up every update goes out. When it does not, an update still waiting when the
-next one of its subject arrives is replaced by it (counted in ``dropped``): memory stays
-bounded by the number of subjects, and what is sent is always the newest. The slots are also
-the hub's state as NATS should hold it: ``resend_all`` queues every one again (after a
-reconnect, when the server may have lost what was in flight, or restarted empty).
+``Fastfeed-Seq`` numbers the updates bridge-wide: (receive time, seq) orders any two updates of
+a subject, so a reader can tell a copy it already has from a newer one. While NATS keeps up every
+update goes out live. When it does not, an update still waiting when the next one of its subject
+arrives is replaced by it (counted in ``dropped``): memory stays bounded by the number of
+subjects, and what is sent is always the newest. The state list is taken every few milliseconds
+(the bridge's ``state_interval``): a subject updated several times in between is stored once, its
+newest update (the others counted in ``conflated``). ``resend_all`` queues every slot on the
+state list again (after a reconnect, when the server may have lost what was in flight, or
+restarted empty).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -25,13 +32,16 @@ from fastfeed._decode cimport FeedDecoder
 from fastfeed._parse cimport Scratch, SFeed
 from fastfeed._store cimport Store, UpdateRecord
 
-from fastfeed.nats.subjects import check_prefix, parts_token, status_subject, token_of
+from fastfeed.nats.subjects import check_prefix, live_prefix, parts_token, status_subject, token_of
 
 RECV_HEADER = "Fastfeed-Recv-Ns"
+SEQ_HEADER = "Fastfeed-Seq"
 cdef bytes HEADER_START = b"NATS/1.0\r\nFastfeed-Recv-Ns: "
 cdef Py_ssize_t HEADER_START_LEN = 28
+cdef bytes HEADER_SEQ = b"\r\nFastfeed-Seq: "
+cdef Py_ssize_t HEADER_SEQ_LEN = 16
 # HPUB line (without the subject), header block and FeedResponse framing: at most this many.
-cdef Py_ssize_t OVERHEAD = 160
+cdef Py_ssize_t OVERHEAD = 192
 cdef int32_t NO_SLOT = -1
 cdef int32_t STATUS_ROW = -1
 cdef int PARTS = 64             # parts bit sets (6 PART_* bits)
@@ -48,9 +58,12 @@ ctypedef struct Slot:
     char* data                  # the entry's (or MarketInfo's) bytes
     Py_ssize_t len
     Py_ssize_t cap
-    int32_t prev                # send list links
+    int32_t prev                # live list links
     int32_t next
     bint queued
+    int32_t sprev               # state list links
+    int32_t snext
+    bint squeued
 
 
 cdef inline Py_ssize_t put_varint(char* p, uint64_t v) noexcept nogil:
@@ -97,17 +110,23 @@ cdef class Outbox:
     cdef int32_t* slot_of       # row * PARTS + parts -> slot
     cdef int32_t max_rows
     cdef int32_t status_slot
-    cdef int32_t head           # send list, oldest first
+    cdef int32_t head           # live list, oldest first
     cdef int32_t tail
     cdef readonly Py_ssize_t queued_slots
+    cdef int32_t shead          # state list, oldest first
+    cdef int32_t stail
+    cdef readonly Py_ssize_t state_slots
     cdef uint64_t seq
     cdef bytes prefix
-    cdef list subjects          # row -> b"<prefix>.<token>.", filled as rows appear
+    cdef bytes live_prefix
+    cdef list subjects          # row -> b"<token>.", filled as rows appear
     cdef list part_tokens       # parts bit set -> b"<parts>"
-    cdef bytes status
-    cdef readonly uint64_t updates    # captured since start
+    cdef bytes status           # b"market_status"
+    cdef readonly uint64_t updates    # instrument updates captured since start
     cdef readonly uint64_t sent       # written out by take()
     cdef readonly uint64_t dropped    # replaced by a newer update of their subject before sent
+    cdef readonly uint64_t state_sent # written out by take_state()
+    cdef readonly uint64_t conflated  # replaced by a newer update of their subject before stored
     cdef readonly uint64_t refused    # no slot left (max_slots)
     cdef readonly uint64_t unmatched  # frames whose entries could not be matched to the ring
     cdef readonly uint64_t taken_bytes
@@ -131,10 +150,13 @@ cdef class Outbox:
         self.status_slot = NO_SLOT
         self.head = NO_SLOT
         self.tail = NO_SLOT
+        self.shead = NO_SLOT
+        self.stail = NO_SLOT
         self.prefix = (check_prefix(prefix) + ".").encode()
+        self.live_prefix = (live_prefix(prefix) + ".").encode()
         self.subjects = []
         self.part_tokens = [parts_token(p).encode() for p in range(PARTS)]
-        self.status = status_subject(prefix).encode()
+        self.status = status_subject(prefix)[len(prefix) + 1:].encode()
 
     def __dealloc__(self):
         cdef int32_t i
@@ -148,6 +170,11 @@ cdef class Outbox:
     def pending(self):
         """Updates waiting to be taken."""
         return self.queued_slots
+
+    @property
+    def state_pending(self):
+        """Subjects whose newest update the stream does not have yet."""
+        return self.state_slots
 
     @property
     def slot_count(self):
@@ -177,6 +204,9 @@ cdef class Outbox:
         sl.prev = NO_SLOT
         sl.next = NO_SLOT
         sl.queued = False
+        sl.sprev = NO_SLOT
+        sl.snext = NO_SLOT
+        sl.squeued = False
         self.n_slots += 1
         return self.n_slots - 1
 
@@ -207,6 +237,33 @@ cdef class Outbox:
         sl.queued = True
         self.queued_slots += 1
 
+    cdef inline void _state_unlink(self, int32_t i) noexcept nogil:
+        cdef Slot* sl = &self.slots[i]
+        if sl.sprev != NO_SLOT:
+            self.slots[sl.sprev].snext = sl.snext
+        else:
+            self.shead = sl.snext
+        if sl.snext != NO_SLOT:
+            self.slots[sl.snext].sprev = sl.sprev
+        else:
+            self.stail = sl.sprev
+        sl.sprev = NO_SLOT
+        sl.snext = NO_SLOT
+        sl.squeued = False
+        self.state_slots -= 1
+
+    cdef inline void _state_append(self, int32_t i) noexcept nogil:
+        cdef Slot* sl = &self.slots[i]
+        sl.sprev = self.stail
+        sl.snext = NO_SLOT
+        if self.stail != NO_SLOT:
+            self.slots[self.stail].snext = i
+        else:
+            self.shead = i
+        self.stail = i
+        sl.squeued = True
+        self.state_slots += 1
+
     cdef int _store(self, int32_t i, const uint8_t* body, Py_ssize_t size, int32_t type_,
                     int64_t ts, int64_t recv_ns, uint8_t field) except -1:
         cdef Slot* sl = &self.slots[i]
@@ -233,14 +290,19 @@ cdef class Outbox:
         if sl.queued:
             self.dropped += 1   # the older update of this subject was never sent
             self._unlink(i)
-        self._append(i)
-        self.updates += 1
+        if sl.row != STATUS_ROW:  # the market status goes to the stream only: it is rare
+            self._append(i)
+            self.updates += 1
+        if sl.squeued:
+            self.conflated += 1  # the stream gets only the newest of this subject
+            self._state_unlink(i)
+        self._state_append(i)
         return 0
 
     cdef int _learn_rows(self, Store store) except -1:
         cdef list keys = store.keys
         while len(self.subjects) < len(keys):
-            self.subjects.append(self.prefix + token_of(keys[len(self.subjects)]).encode() + b".")
+            self.subjects.append(token_of(keys[len(self.subjects)]).encode() + b".")
         return 0
 
     cpdef Py_ssize_t capture(self, FeedDecoder decoder, Py_ssize_t applied):
@@ -307,31 +369,35 @@ cdef class Outbox:
                             PyBytes_GET_SIZE(market_info), 2, current_ts)
 
     def resend_all(self):
-        """Queue every subject's latest update again, in the order they arrived."""
+        """Queue every subject's latest update for the stream again, in the order they arrived."""
         cdef int32_t i
         order = sorted((self.slots[i].seq, i) for i in range(self.n_slots) if self.slots[i].len)
-        while self.head != NO_SLOT:
-            self._unlink(self.head)
+        while self.shead != NO_SLOT:
+            self._state_unlink(self.shead)
         for _, i in order:
-            self._append(i)
+            self._state_append(i)
         return len(order)
 
-    cdef Py_ssize_t _format(self, Slot* sl, char* p, Py_ssize_t room):
+    cdef Py_ssize_t _format(self, Slot* sl, char* p, Py_ssize_t room, bint live):
         """One HPUB into p; 0 if it does not fit in `room` bytes."""
         cdef bytes subject, parts
-        cdef Py_ssize_t plen, hlen, ts_len
+        cdef bytes prefix = self.live_prefix if live else self.prefix
+        cdef Py_ssize_t plen, hlen, ts_len, seq_len
         cdef char* start = p
         cdef char hdr_num[20]
+        cdef char seq_num[20]
         if sl.row == STATUS_ROW:
             subject = self.status
             parts = b""
         else:
             subject = <bytes>self.subjects[sl.row]
             parts = <bytes>self.part_tokens[sl.parts]
-        if PyBytes_GET_SIZE(subject) + PyBytes_GET_SIZE(parts) + sl.len + OVERHEAD > room:
+        if (PyBytes_GET_SIZE(prefix) + PyBytes_GET_SIZE(subject) + PyBytes_GET_SIZE(parts)
+                + sl.len + OVERHEAD > room):
             return 0
         ts_len = put_decimal(hdr_num, <uint64_t>sl.recv_ns if sl.recv_ns > 0 else 0)
-        hlen = HEADER_START_LEN + ts_len + 4
+        seq_len = put_decimal(seq_num, sl.seq)
+        hlen = HEADER_START_LEN + ts_len + HEADER_SEQ_LEN + seq_len + 4
         plen = 0
         if sl.type_ != 0:
             plen += 1 + varint_size(<uint64_t><int64_t>sl.type_)
@@ -340,6 +406,8 @@ cdef class Outbox:
         plen += 1 + varint_size(<uint64_t>sl.len) + sl.len
         memcpy(p, b"HPUB ", 5)
         p += 5
+        memcpy(p, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix))
+        p += PyBytes_GET_SIZE(prefix)
         memcpy(p, PyBytes_AS_STRING(subject), PyBytes_GET_SIZE(subject))
         p += PyBytes_GET_SIZE(subject)
         memcpy(p, PyBytes_AS_STRING(parts), PyBytes_GET_SIZE(parts))
@@ -357,6 +425,10 @@ cdef class Outbox:
         p += HEADER_START_LEN
         memcpy(p, hdr_num, ts_len)
         p += ts_len
+        memcpy(p, PyBytes_AS_STRING(HEADER_SEQ), HEADER_SEQ_LEN)
+        p += HEADER_SEQ_LEN
+        memcpy(p, seq_num, seq_len)
+        p += seq_len
         memcpy(p, b"\r\n\r\n", 4)
         p += 4
         if sl.type_ != 0:
@@ -375,13 +447,13 @@ cdef class Outbox:
         return p - start
 
     def take(self):
-        """HPUB commands for the waiting updates, oldest first, up to ``capacity`` bytes, as one
-        bytes object (None if nothing waits). What did not fit waits for the next take."""
+        """HPUB commands for the waiting live updates, oldest first, up to ``capacity`` bytes, as
+        one bytes object (None if nothing waits). What did not fit waits for the next take."""
         cdef Py_ssize_t used = 0, n
         cdef int32_t i
         while self.head != NO_SLOT:
             i = self.head
-            n = self._format(&self.slots[i], self.buf + used, self.capacity - used)
+            n = self._format(&self.slots[i], self.buf + used, self.capacity - used, True)
             if n == 0:
                 if used == 0:   # larger than the whole buffer: it can never go
                     self._unlink(i)
@@ -394,4 +466,24 @@ cdef class Outbox:
         if used == 0:
             return None
         self.taken_bytes += used
+        return PyBytes_FromStringAndSize(self.buf, used)
+
+    def take_state(self):
+        """As ``take``, for the stream's subjects: the newest update of every subject changed
+        since the last take_state, oldest first."""
+        cdef Py_ssize_t used = 0, n
+        cdef int32_t i
+        while self.shead != NO_SLOT:
+            i = self.shead
+            n = self._format(&self.slots[i], self.buf + used, self.capacity - used, False)
+            if n == 0:
+                if used == 0:
+                    self._state_unlink(i)
+                    continue
+                break
+            used += n
+            self._state_unlink(i)
+            self.state_sent += 1
+        if used == 0:
+            return None
         return PyBytes_FromStringAndSize(self.buf, used)

@@ -1,10 +1,20 @@
 """NatsFeed's receive path: the NATS protocol stream scanned in C, its consumer's messages decoded.
 
 nats-py hands every chunk it reads from the socket to this scanner instead of its own parser.
-Messages for the one subscription ``sid`` (the JetStream push consumer's deliver subject) are
-decoded here, straight from the chunk, with the hub's receive time from their header: no Python
-object per message. Every other protocol unit (PING, INFO, +OK, -ERR, other subscriptions'
-messages) is handed back whole, in order, for nats-py's own parser.
+Messages for the JetStream push consumer's subscription ``sid`` (the stream: the state) and for
+the live subscriptions (``watch_live``: core NATS, every update) are decoded here, straight from
+the chunk, with the hub's receive time from their header: no Python object per message. Every
+other protocol unit (PING, INFO, +OK, -ERR, other subscriptions' messages) is handed back whole,
+in order, for nats-py's own parser.
+
+The same update can come twice (live, then the stream's copy) and the two paths interleave, so
+per subject (``<token>.<parts>``) the (Fastfeed-Recv-Ns, Fastfeed-Seq) of the newest update
+applied is kept, and anything not newer is skipped (``stale``). Which order the subjects of one
+instrument are applied in matters (a full update, then an ltpc-only one, is not the same as the
+reverse), so live messages are held back (``live_buffer`` bytes; more starts the hold again)
+after every ``watch`` until the stream has delivered an update at least as new as the first one
+held: the bridge stores in the order updates arrived, so by then the stream has delivered every
+older update that only it has; the held ones are then applied in order and live ones from then on.
 
 Wire format (NATS client protocol):
     MSG <subject> <sid> [reply] <#bytes>\\r\\n<payload>\\r\\n
@@ -14,7 +24,7 @@ JetStream's reply subject carries the consumer's counters:
 """
 
 from libc.stdint cimport uint8_t, int64_t, uint64_t
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memcpy, memmove, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -26,8 +36,58 @@ import numpy as np
 cdef Py_ssize_t MAX_LINE = 64 * 1024       # a control line longer than this is not NATS
 cdef const char* RECV = b"Fastfeed-Recv-Ns: "
 cdef Py_ssize_t RECV_LEN = 18
+cdef const char* SEQ = b"Fastfeed-Seq: "
+cdef Py_ssize_t SEQ_LEN = 14
 cdef const char* STATUS = b"NATS/1.0 "
 cdef Py_ssize_t STATUS_LEN = 9
+cdef int STREAM_MSG = 1
+cdef int LIVE_MSG = 2
+
+
+ctypedef struct Seen:
+    uint64_t h                  # 0: an empty place
+    Py_ssize_t off              # the subject key in the key arena
+    Py_ssize_t len
+    int64_t recv
+    uint64_t seq
+
+
+ctypedef struct Held:           # a live message held back, followed by its key and payload
+    int64_t recv
+    uint64_t seq
+    Py_ssize_t key_len
+    Py_ssize_t size
+
+
+cdef inline bint newer(int64_t recv, uint64_t seq, int64_t than_recv, uint64_t than_seq) noexcept nogil:
+    return recv > than_recv or (recv == than_recv and seq > than_seq)
+
+
+cdef inline Py_ssize_t held_size(Py_ssize_t key_len, Py_ssize_t size) noexcept nogil:
+    return (<Py_ssize_t>sizeof(Held) + key_len + size + 7) & ~(<Py_ssize_t>7)   # Held aligned
+
+
+cdef inline uint64_t fnv(const char* p, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ <uint8_t>p[i]) * 1099511628211ULL
+    return h if h else 1
+
+
+cdef inline uint64_t header_uint(const char* hdr, Py_ssize_t hdr_len, const char* name,
+                                 Py_ssize_t name_len) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef uint64_t v = 0
+    for i in range(hdr_len - name_len):
+        if hdr[i] == name[0] and memcmp(hdr + i, name, name_len) == 0:
+            j = i + name_len
+            while j < hdr_len and hdr[j] != b'\r':
+                j += 1
+            if not parse_uint(hdr + i + name_len, j - i - name_len, &v):
+                v = 0
+            break
+    return v
 
 
 cdef inline Py_ssize_t find_crlf(const char* p, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
@@ -72,10 +132,45 @@ cdef class MsgScanner:
     cdef readonly uint64_t lat_n
     cdef Py_ssize_t lat_cap
     cdef list forward
+    cdef public uint64_t live_lo       # live subscriptions: sids live_lo..live_hi (0: none)
+    cdef public uint64_t live_hi
+    cdef readonly bint live_on         # live messages are applied as they come (not held)
+    cdef readonly uint64_t live_messages
+    cdef readonly uint64_t stale       # skipped: an update as new was applied already
+    cdef readonly uint64_t held_over   # held live messages let go because the hold was full
+    cdef Py_ssize_t stream_key_off     # len(b"<prefix>.")
+    cdef Py_ssize_t live_key_off       # len(b"<prefix>.live.")
+    cdef int64_t stream_recv           # the newest update the stream delivered since watch()
+    cdef uint64_t stream_seq
+    cdef int64_t first_recv            # the first live message held
+    cdef uint64_t first_seq
+    cdef Seen* seen
+    cdef Py_ssize_t seen_cap
+    cdef Py_ssize_t seen_n
+    cdef char* keys
+    cdef Py_ssize_t keys_len
+    cdef Py_ssize_t keys_cap
+    cdef char* held
+    cdef Py_ssize_t held_len
+    cdef readonly Py_ssize_t held_count
+    cdef readonly Py_ssize_t live_buffer
 
-    def __cinit__(self, FeedDecoder decoder, Py_ssize_t latency_samples=1 << 16):
+    def __cinit__(self, FeedDecoder decoder, Py_ssize_t latency_samples=1 << 16, *,
+                  str prefix="upstox", Py_ssize_t live_buffer=32 << 20):
         if latency_samples < 1 or latency_samples & (latency_samples - 1):
             raise ValueError("latency_samples must be a power of two")
+        if live_buffer < 4096:
+            raise ValueError("live_buffer must be at least 4096 bytes")
+        self.stream_key_off = len(prefix) + 1
+        self.live_key_off = len(prefix) + 6
+        self.live_buffer = live_buffer
+        self.seen_cap = 1024
+        self.seen = <Seen*>calloc(self.seen_cap, sizeof(Seen))
+        self.keys_cap = 1 << 16
+        self.keys = <char*>malloc(self.keys_cap)
+        self.held = <char*>malloc(live_buffer)
+        if self.seen == NULL or self.keys == NULL or self.held == NULL:
+            raise MemoryError()
         self.decoder = decoder
         self.cap = 1 << 16
         self.buf = <char*>malloc(self.cap)
@@ -88,17 +183,152 @@ cdef class MsgScanner:
     def __dealloc__(self):
         free(self.buf)
         free(self.lat)
+        free(self.seen)
+        free(self.keys)
+        free(self.held)
 
     def reset(self):
         """A new connection: whatever was buffered belonged to the old one."""
         self.len = 0
 
     def watch(self, uint64_t sid, bint caught_up):
-        """Decode the messages of subscription `sid` from now on (a new consumer)."""
+        """Decode the messages of subscription `sid` from now on (a new consumer); hold live
+        messages back until the stream has caught up with them."""
         self.sid = sid
         self.next_dseq = 1
         self.gap = False
         self.caught_up = caught_up
+        self.live_on = False
+        self.stream_recv = 0
+        self.stream_seq = 0
+        self.held_len = 0
+        self.held_count = 0
+
+    def watch_live(self, uint64_t lo, uint64_t hi):
+        """The live subscriptions are sids `lo` to `hi`."""
+        self.live_lo = lo
+        self.live_hi = hi
+
+    @property
+    def held_bytes(self):
+        return self.held_len
+
+    cdef Seen* _seen(self, const char* k, Py_ssize_t n) except NULL:
+        """The place of subject key `k`, added (as never applied) if it is new."""
+        cdef uint64_t h = fnv(k, n)
+        cdef Py_ssize_t mask = self.seen_cap - 1
+        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+        cdef Seen* e
+        cdef char* grown
+        while True:
+            e = &self.seen[i]
+            if e.h == 0:
+                break
+            if e.h == h and e.len == n and memcmp(self.keys + e.off, k, n) == 0:
+                return e
+            i = (i + 1) & mask
+        if 2 * (self.seen_n + 1) > self.seen_cap:
+            self._grow_seen()
+            return self._seen(k, n)
+        if self.keys_len + n > self.keys_cap:
+            while self.keys_len + n > self.keys_cap:
+                self.keys_cap *= 2
+            grown = <char*>realloc(self.keys, self.keys_cap)
+            if grown == NULL:
+                raise MemoryError()
+            self.keys = grown
+        memcpy(self.keys + self.keys_len, k, n)
+        e.h = h
+        e.off = self.keys_len
+        e.len = n
+        e.recv = -1
+        e.seq = 0
+        self.keys_len += n
+        self.seen_n += 1
+        return e
+
+    cdef int _grow_seen(self) except -1:
+        cdef Seen* old = self.seen
+        cdef Py_ssize_t old_cap = self.seen_cap, i, j, mask
+        cdef Seen* grown = <Seen*>calloc(old_cap * 2, sizeof(Seen))
+        if grown == NULL:
+            raise MemoryError()
+        self.seen = grown
+        self.seen_cap = old_cap * 2
+        mask = self.seen_cap - 1
+        for i in range(old_cap):
+            if old[i].h:
+                j = <Py_ssize_t>(old[i].h & <uint64_t>mask)
+                while grown[j].h:
+                    j = (j + 1) & mask
+                grown[j] = old[i]
+        free(old)
+        return 0
+
+    cdef int _hold(self, const char* key, Py_ssize_t key_len, int64_t recv, uint64_t seq,
+                   const char* payload, Py_ssize_t size) except -1:
+        cdef Py_ssize_t need = held_size(key_len, size)
+        cdef Held* m
+        if self.held_len + need > self.live_buffer:
+            # Full: let them all go and hold again from here. What was let go is older than what
+            # is held next, so the stream delivers it before the hold ends.
+            self.held_over += self.held_count
+            self.held_len = 0
+            self.held_count = 0
+            if need > self.live_buffer:
+                self.held_over += 1
+                return 0
+        if self.held_count == 0:
+            self.first_recv = recv
+            self.first_seq = seq
+        m = <Held*>(self.held + self.held_len)
+        m.recv = recv
+        m.seq = seq
+        m.key_len = key_len
+        m.size = size
+        memcpy(self.held + self.held_len + sizeof(Held), key, key_len)
+        memcpy(self.held + self.held_len + sizeof(Held) + key_len, payload, size)
+        self.held_len += need
+        self.held_count += 1
+        return 0
+
+    cdef int _release(self) except -1:
+        """The stream has caught up with the held live messages: apply them, go live."""
+        cdef Py_ssize_t pos = 0
+        cdef Held* m
+        cdef const char* k
+        while pos < self.held_len:
+            m = <Held*>(self.held + pos)
+            k = self.held + pos + sizeof(Held)
+            self._apply(k, m.key_len, m.recv, m.seq, k + m.key_len, m.size)
+            pos += held_size(m.key_len, m.size)
+        self.held_len = 0
+        self.held_count = 0
+        self.live_on = True
+        return 0
+
+    cdef int _apply(self, const char* key, Py_ssize_t key_len, int64_t recv_ns, uint64_t seq,
+                    const char* payload, Py_ssize_t size) except -1:
+        cdef Seen* e
+        cdef Py_ssize_t n
+        if seq:   # from a bridge that numbers its updates
+            e = self._seen(key, key_len)
+            if not newer(recv_ns, seq, e.recv, e.seq):
+                self.stale += 1
+                return 0
+            e.recv = recv_ns
+            e.seq = seq
+        self.messages += 1
+        try:
+            n = self.decoder.feed(<const uint8_t*>payload, size, recv_ns)
+        except Exception:
+            self.decode_errors += 1   # not a FeedResponse: counted, the store unchanged
+            return 0
+        self.applied += n
+        if n and recv_ns > 0:
+            self.lat[self.lat_n & (self.lat_cap - 1)] = now_ns() - recv_ns
+            self.lat_n += 1
+        return 0
 
     def take_applied(self):
         cdef uint64_t n = self.applied
@@ -162,37 +392,37 @@ cdef class MsgScanner:
         if pending == 0:
             self.caught_up = True
 
-    cdef int _message(self, const char* reply, Py_ssize_t reply_len, const char* hdr,
+    cdef int _message(self, int kind, const char* subject, Py_ssize_t subject_len,
+                      const char* reply, Py_ssize_t reply_len, const char* hdr,
                       Py_ssize_t hdr_len, const char* payload, Py_ssize_t size) except -1:
-        cdef int64_t recv_ns = 0
-        cdef uint64_t v
-        cdef Py_ssize_t i, j
-        cdef Py_ssize_t n
-        self.last_activity_ns = now_ns()
+        cdef int64_t recv_ns
+        cdef uint64_t seq
+        cdef Py_ssize_t off = self.stream_key_off if kind == STREAM_MSG else self.live_key_off
+        if kind == STREAM_MSG:
+            self.last_activity_ns = now_ns()
         if hdr_len >= STATUS_LEN + 3 and memcmp(hdr, STATUS, STATUS_LEN) == 0 and \
                 hdr[STATUS_LEN] != b'\r':
             self.heartbeats += 1   # a status message (idle heartbeat): no data
             return 0
-        for i in range(hdr_len - RECV_LEN):
-            if hdr[i] == b'F' and memcmp(hdr + i, RECV, RECV_LEN) == 0:
-                j = i + RECV_LEN
-                while j < hdr_len and hdr[j] != b'\r':
-                    j += 1
-                if parse_uint(hdr + i + RECV_LEN, j - i - RECV_LEN, &v):
-                    recv_ns = <int64_t>v
-                break
-        if reply_len:
-            self._reply(reply, reply_len)
-        self.messages += 1
-        try:
-            n = self.decoder.feed(<const uint8_t*>payload, size, recv_ns)
-        except Exception:
-            self.decode_errors += 1   # not a FeedResponse: counted, the store unchanged
-            return 0
-        self.applied += n
-        if n and recv_ns > 0:
-            self.lat[self.lat_n & (self.lat_cap - 1)] = now_ns() - recv_ns
-            self.lat_n += 1
+        recv_ns = <int64_t>header_uint(hdr, hdr_len, RECV, RECV_LEN)
+        seq = header_uint(hdr, hdr_len, SEQ, SEQ_LEN)
+        if off > subject_len:
+            off = 0
+        if kind == STREAM_MSG:
+            if reply_len:
+                self._reply(reply, reply_len)
+            if newer(recv_ns, seq, self.stream_recv, self.stream_seq):
+                self.stream_recv = recv_ns
+                self.stream_seq = seq
+            self._apply(subject + off, subject_len - off, recv_ns, seq, payload, size)
+        else:
+            self.live_messages += 1
+            if self.live_on:
+                return self._apply(subject + off, subject_len - off, recv_ns, seq, payload, size)
+            self._hold(subject + off, subject_len - off, recv_ns, seq, payload, size)
+        if (not self.live_on and self.held_count and
+                not newer(self.first_recv, self.first_seq, self.stream_recv, self.stream_seq)):
+            self._release()
         return 0
 
     def scan(self, data):
@@ -247,9 +477,11 @@ cdef class MsgScanner:
                 body = eol + 2
                 if body + <Py_ssize_t>total + 2 > end:
                     break     # the rest of the message is still on its way
-                if sid == self.sid:
+                if sid == self.sid or (self.live_lo <= sid <= self.live_hi and self.live_lo):
                     tok = 3 if ntok == (6 if hmsg else 5) else -1   # the reply, if any
-                    self._message(p + starts[tok] if tok > 0 else NULL,
+                    self._message(STREAM_MSG if sid == self.sid else LIVE_MSG,
+                                  p + starts[1], ends[1] - starts[1],
+                                  p + starts[tok] if tok > 0 else NULL,
                                   ends[tok] - starts[tok] if tok > 0 else 0,
                                   p + body, hdr_len, p + body + hdr_len, total - hdr_len)
                 else:

@@ -1,4 +1,4 @@
-"""Bridge: a hub's MarketFeed published to NATS, one subject per instrument, kept by JetStream.
+"""Bridge: a hub's MarketFeed published to NATS, one subject per instrument, its state kept by JetStream.
 
     async with MarketFeed(token, instruments=keys, mode="full") as feed:
         async with Bridge(feed, "nats://127.0.0.1:4222"):
@@ -8,12 +8,23 @@ Per frame, on the feed's loop, the Cython outbox copies each applied map entry, 
 it, into the slot of its subject and queues the slot; nothing waits on NATS there. A pump task
 turns the queue into ready-made ``HPUB`` commands (a one-entry FeedResponse: type, currentTs,
 the entry's bytes; the hub's receive time in a header) and hands them to nats-py's writer
-whenever the loop is free and the connection has room. While NATS keeps up, every update goes
-out; when it is slow or away, an update still waiting is replaced by the next one of its
-subject and counted as dropped, so memory stays bounded and the newest state is what goes out.
-After every reconnect the latest update of every subject is sent again, so the stream holds the
-hub's state even when the server lost what was in flight or restarted empty. The JetStream
-stream keeps the last message per subject (see subjects.py) under ``max_age`` and ``max_bytes``.
+whenever the loop is free and the connection has room.
+
+Two paths, because JetStream cannot store a full feed's rate (it stores each message, a few tens
+of thousands per second on a small machine, where core NATS forwards close to a million):
+
+- live: every update goes out at once on ``<prefix>.live.<token>.<parts>``, core NATS, stored
+  by no one. While NATS keeps up every update goes out; when it is slow or away, an update still
+  waiting is replaced by the next one of its subject and counted as dropped, so memory stays
+  bounded and the newest state is what goes out.
+- state: every ``state_interval`` seconds the newest update of each subject that changed goes to
+  ``<prefix>.<token>.<parts>``, which the stream keeps (last message per subject, under
+  ``max_age`` and ``max_bytes``): the stream is the conflated state, a late joiner reads it and
+  then follows the live subjects (see feed.py). Updates replaced before they were stored are
+  counted in ``conflated``.
+
+After every reconnect the latest update of every subject is stored again, so the stream holds the
+hub's state even when the server lost what was in flight or restarted empty.
 """
 from __future__ import annotations
 
@@ -24,12 +35,16 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 from fastfeed.nats._outbox import Outbox
-from fastfeed.nats.subjects import check_prefix, stream_name
+from fastfeed.nats.subjects import check_prefix, stream_name, stream_subjects
 
 log = logging.getLogger(__name__)
 
 _BACKOFF = (0.1, 2.0)     # first and longest wait between connection attempts, seconds
 _BACKED_UP_POLL = 0.002   # how often a backed-up pump looks again, seconds
+# Live updates waiting that are handed to nats-py's send buffer from the frame callback itself:
+# a loop turn that reads a backlog (libuv reads up to 32 times per wake-up) applies tens of
+# thousands of updates before the pump runs, and they would all be conflated meanwhile.
+_HAND_OFF = 1024
 
 
 def server_list(servers: str | Iterable[str]) -> list[str]:
@@ -55,6 +70,8 @@ class Bridge:
     NATS connection but not yet written; the outbox holds one slot per subject (at most
     ``16 * max_instruments``), however slow NATS is. ``max_msgs_per_subject``, ``max_age`` (seconds) and
     ``max_bytes`` bound the JetStream stream; ``storage`` is ``"file"`` or ``"memory"``.
+    ``state_interval`` (seconds) is how often the newest update of each changed subject is stored
+    in the stream: at most that often per subject, however fast the feed.
     Run it on the feed's event loop: ``async with Bridge(...)`` or ``await start()`` /
     ``await close()`` (or ``with Bridge(...)`` for a feed running in its own thread). It
     connects, and reconnects, in the background. Start it before the feed connects: updates the
@@ -65,6 +82,7 @@ class Bridge:
                  stream: str | None = None, max_msgs_per_subject: int = 1,
                  max_age: float = 24 * 3600.0, max_bytes: int = 1 << 30, storage: str = "file",
                  buffer_bytes: int = 1 << 20, max_pending_bytes: int = 8 << 20,
+                 state_interval: float = 0.1,
                  ping_interval: float = 2.0, connect_timeout: float = 2.0) -> None:
         if storage not in ("file", "memory"):
             raise ValueError("storage must be 'file' or 'memory'")
@@ -72,6 +90,8 @@ class Bridge:
             raise ValueError("max_msgs_per_subject, max_age and max_bytes must be positive")
         if max_pending_bytes <= 0:
             raise ValueError("max_pending_bytes must be positive")
+        if not 0 < state_interval <= 60:
+            raise ValueError("state_interval must be in (0, 60] seconds")
         self.feed = feed
         self.servers = server_list(servers)
         self.prefix = check_prefix(prefix)
@@ -81,6 +101,8 @@ class Bridge:
         self.max_bytes = max_bytes
         self.storage = storage
         self.max_pending_bytes = max_pending_bytes
+        self.state_interval = state_interval
+        self._state_due = False     # the state list is to be written out
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
         self.outbox = Outbox(self.prefix, buffer_bytes, feed.store.max_instruments)
@@ -96,8 +118,24 @@ class Bridge:
 
     # -- on the feed's loop, per frame -------------------------------------------------------------
     def _on_update(self, records: Any) -> None:
-        if self.outbox.capture(self.feed.decoder, len(records)) and self._kick is not None:
+        ob = self.outbox
+        if ob.capture(self.feed.decoder, len(records)) and self._kick is not None:
+            if ob.pending >= _HAND_OFF:
+                self._hand_off()
             self._kick.set()
+
+    def _hand_off(self) -> None:
+        # Memory only, no I/O: the bytes join nats-py's pending list, its flusher writes them
+        # when the loop turns (the pump asks it to), under the same max_pending_bytes bound.
+        nc = self._nc
+        if not self._ready or nc is None or not nc.is_connected:
+            return
+        if nc.pending_data_size >= self.max_pending_bytes:
+            return
+        data = self.outbox.take()
+        if data is not None:
+            nc._pending.append(data)
+            nc._pending_data_size += len(data)
 
     def _on_market_status(self, status: Any) -> None:
         if self.outbox.capture_status(self.feed.decoder) and self._kick is not None:
@@ -115,7 +153,8 @@ class Bridge:
             self._queue_known_status()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._connect(), name="fastfeed-bridge-connect"),
-                       loop.create_task(self._pump(), name="fastfeed-bridge-pump")]
+                       loop.create_task(self._pump(), name="fastfeed-bridge-pump"),
+                       loop.create_task(self._tick(), name="fastfeed-bridge-state")]
         return self
 
     def _queue_known_status(self) -> None:
@@ -181,8 +220,10 @@ class Bridge:
         await self.close()
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is written to NATS and the server has it."""
-        while self.outbox.pending or not self._ready:
+        """Wait until everything queued so far, live and state, is written to NATS and the server
+        has it."""
+        while self.outbox.pending or self.outbox.state_pending or not self._ready:
+            self._state_due = True
             if self._kick is not None:
                 self._kick.set()
             await asyncio.sleep(0.005)
@@ -190,8 +231,13 @@ class Bridge:
 
     @property
     def published(self) -> int:
-        """Messages handed to the NATS connection."""
+        """Live messages handed to the NATS connection."""
         return int(self.outbox.sent)
+
+    @property
+    def stored(self) -> int:
+        """State messages handed to the NATS connection, for the stream."""
+        return int(self.outbox.state_sent)
 
     @property
     def connected(self) -> bool:
@@ -237,7 +283,8 @@ class Bridge:
         from nats.js.errors import BadRequestError
 
         config = StreamConfig(
-            name=self.stream, subjects=[f"{self.prefix}.>"], allow_direct=True,
+            name=self.stream, subjects=stream_subjects(self.prefix), allow_direct=True,
+            description=f"fastfeed bridge state; live updates on {self.prefix}.live.>",
             max_msgs_per_subject=self.max_msgs_per_subject, max_age=self.max_age,
             max_bytes=self.max_bytes,
             storage=StorageType.FILE if self.storage == "file" else StorageType.MEMORY)
@@ -249,6 +296,7 @@ class Bridge:
         self._warned = False
         if self.connects:
             self.resent += self.outbox.resend_all()
+            self._state_due = True
         self.connects += 1
         self._ready = True
         log.info("bridge: publishing to %s, stream %s", redacted(self.servers), self.stream)
@@ -275,25 +323,41 @@ class Bridge:
         log.debug("bridge: NATS: %r", exc)
 
     # -- publishing --------------------------------------------------------------------------------
+    async def _tick(self) -> None:
+        assert self._kick is not None
+        while True:
+            await asyncio.sleep(self.state_interval)
+            if self.outbox.state_pending:
+                self._state_due = True
+                self._kick.set()
+
     async def _pump(self) -> None:
         assert self._kick is not None
+        ob = self.outbox
         while True:
             await self._kick.wait()
             self._kick.clear()
-            while self.outbox.pending:
+            while ob.pending or (self._state_due and ob.state_pending):
                 nc = self._nc
                 if not self._ready or nc is None or not nc.is_connected:
                     break  # the reconnect kicks again
                 if nc.pending_data_size >= self.max_pending_bytes:
                     await asyncio.sleep(_BACKED_UP_POLL)
                     continue
-                data = self.outbox.take()
+                # The state gets its turn first when due: a saturated live path cannot starve it.
+                data = ob.take_state() if self._state_due else None
+                if data is None:
+                    self._state_due = False
+                    data = ob.take()
                 if data is None:
                     break
                 # One write of many ready-made HPUB commands; nats-py's flusher sends it. (Its
                 # publish() is per message, in Python: far too slow for a full feed.)
                 await nc._send_command(data)
                 await nc._flush_pending()
+            nc = self._nc
+            if nc is not None and nc.is_connected and nc.pending_data_size:
+                await nc._flush_pending()   # what _hand_off queued
 
     # -- stats -------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -302,6 +366,7 @@ class Bridge:
         return {
             "connected": self._ready, "stream": self.stream, "prefix": self.prefix,
             "updates": ob.updates, "published": ob.sent, "dropped": ob.dropped,
+            "stored": ob.state_sent, "conflated": ob.conflated, "state_waiting": ob.state_pending,
             "refused": ob.refused, "waiting": ob.pending, "subjects": ob.slot_count,
             "unmatched_frames": ob.unmatched,
             "pending_bytes": nc.pending_data_size if nc is not None else 0,

@@ -5,13 +5,18 @@
         async for batch in feed.updates():
             ...
 
-It reads the bridge's stream with a JetStream push consumer that starts with the last message of
-every subject (DeliverLastPerSubject) and then follows new ones; each message is a one-entry
-FeedResponse, decoded by the same decoder as the hub's with the hub's receive time, so quotes
-equal the hub's. Entering the block returns once that first pass is in. The consumer's messages
-are picked out of the socket's bytes in C (_scan.pyx) and decoded there: nats-py's parser, in
-Python, handles everything else on the connection. A skipped consumer sequence, a silent consumer
-(no heartbeat) or a reconnect starts a new consumer from the last message per subject again.
+It subscribes to the bridge's live subjects first (core NATS, every update), then reads the
+bridge's stream (the conflated state) with a JetStream push consumer that starts with the last
+message of every subject (DeliverLastPerSubject) and then follows new ones. Each message is a
+one-entry FeedResponse, decoded by the same decoder as the hub's with the hub's receive time, so
+quotes equal the hub's. Live messages are held back until the stream has caught up with them,
+and per subject only an update newer than the one applied is applied (see _scan.pyx): the
+stream's copies of what came live are skipped, and what the live path lost (a reconnect, a
+NATS that dropped it) comes from the stream within the bridge's ``state_interval``. Entering the
+block returns once the stream's first pass is in. Both paths' messages are picked out of the
+socket's bytes in C and decoded there: nats-py's parser, in Python, handles everything else on
+the connection. A skipped consumer sequence, a silent consumer (no heartbeat) or a reconnect
+starts a new consumer from the last message per subject again.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from fastfeed.events import MARKET_STATUS, EventRegistry
 from fastfeed.market import UpdateBatch, _percentiles, _settle
 from fastfeed.nats._scan import MsgScanner
 from fastfeed.nats.bridge import redacted, server_list
-from fastfeed.nats.subjects import check_prefix, instrument_filter, status_subject, stream_name
+from fastfeed.nats.subjects import (check_prefix, instrument_filter, live_filter, status_subject,
+                                    stream_name)
 from fastfeed.quote import Quote
 
 log = logging.getLogger(__name__)
@@ -60,12 +66,14 @@ class NatsFeed:
                    [instrument_filter(self.prefix, k) for k in self.instruments_wanted]
                    + [status_subject(self.prefix)])
         self._filters = filters
+        self._live_filters = ([live_filter(self.prefix)] if self.instruments_wanted is None else
+                              [live_filter(self.prefix, k) for k in self.instruments_wanted])
         self.connect_timeout = connect_timeout
         self.ready_timeout = ready_timeout
         self.decoder = FeedDecoder(max_instruments, ring_capacity)
         self.store = self.decoder.store
         self.events = EventRegistry(self.EVENTS, owner="NatsFeed")
-        self._scanner = MsgScanner(self.decoder)
+        self._scanner = MsgScanner(self.decoder, prefix=self.prefix)
         self.ring_overruns = 0
         self.disconnects = 0
         self.resyncs = 0
@@ -106,6 +114,7 @@ class NatsFeed:
         self._jsm = self._nc.jsm()
         try:
             await self._jsm.stream_info(self.stream)
+            await self._subscribe_live()
             await self._subscribe()
             await asyncio.wait_for(self._caught_up(), self.ready_timeout)
         except NotFoundError:
@@ -123,6 +132,17 @@ class NatsFeed:
     async def _caught_up(self) -> None:
         while not self._scanner.caught_up:
             await asyncio.sleep(0.005)
+
+    async def _subscribe_live(self) -> None:
+        """The live subjects, before the stream is read: nothing falls between the two. nats-py
+        subscribes them again after a reconnect, under the same sids."""
+        sids = []
+        for subject in self._live_filters:
+            sub = await self._nc.subscribe(subject)   # its messages never reach nats-py either
+            sids.append(sub._id)
+        if sids != list(range(sids[0], sids[0] + len(sids))):
+            raise FastfeedError("NatsFeed: live subscriptions did not get consecutive ids")
+        self._scanner.watch_live(sids[0], sids[-1])
 
     async def _subscribe(self) -> None:
         """A new consumer: the last message of every subject, then new ones."""
@@ -336,7 +356,8 @@ class NatsFeed:
             "stream": self.stream, "messages": sc.messages, "updates": self.decoder.updates,
             "decode_errors": sc.decode_errors, "instruments": len(self.store),
             "ring_overruns": self.ring_overruns, "disconnects": self.disconnects,
-            "resyncs": self.resyncs, "heartbeats": sc.heartbeats,
+            "resyncs": self.resyncs, "heartbeats": sc.heartbeats, "live": sc.live_on,
+            "live_messages": sc.live_messages, "stale": sc.stale, "held_over": sc.held_over,
             "last_stream_seq": sc.last_sseq, "hub_to_quote_us": self.latency(),
         }
 

@@ -18,12 +18,18 @@ Subjects, under a prefix (``upstox`` unless told otherwise):
   ticks now and then, so the last message per subject of every ``<prefix>.<token>.*`` together
   rebuilds the instrument exactly; ``<prefix>.<token>.*`` follows one instrument.
 - ``<prefix>.market_status``: the market status (segment, CAS and pre-open maps).
+
+These are the stream's subjects (``<prefix>.*.*`` and ``<prefix>.market_status``): it keeps the
+last message of each, written at most every ``state_interval`` per subject. Every update also goes
+out at once on ``<prefix>.live.<token>.<parts>``, core NATS only (no stream holds it; instrument
+tokens always hold ``%7C``, so ``live`` is never one).
 """
 from __future__ import annotations
 
 import re
 
 MARKET_STATUS = "market_status"
+LIVE = "live"
 # Bit order of the store's PART_* flags (LTPC=1, DEPTH=2, GREEKS=4, OHLC=8, STATS=16, SNAPSHOT=32).
 PART_LETTERS = "ldgosi"
 
@@ -80,6 +86,21 @@ def instrument_subject(prefix: str, key: str, parts: int) -> str:
 def instrument_filter(prefix: str, key: str) -> str:
     """The subject filter of every message of one instrument."""
     return f"{prefix}.{token_of(key)}.*"
+
+
+def live_prefix(prefix: str) -> str:
+    """The prefix of the live (core NATS, unstored) subjects."""
+    return f"{check_prefix(prefix)}.{LIVE}"
+
+
+def live_filter(prefix: str, key: str | None = None) -> str:
+    """The subject filter of the live updates of one instrument, or of all of them."""
+    return f"{live_prefix(prefix)}.>" if key is None else f"{live_prefix(prefix)}.{token_of(key)}.*"
+
+
+def stream_subjects(prefix: str) -> list[str]:
+    """What the stream keeps: every ``<prefix>.<token>.<parts>`` and the market status."""
+    return [f"{prefix}.*.*", status_subject(prefix)]
 
 
 def status_subject(prefix: str) -> str:
