@@ -6,7 +6,7 @@ from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
 from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedConnectionError,
                              InstrumentLimitError, PortfolioDecodeError, ReconnectStoppedError,
-                             SubscriptionLimitError)
+                             SeqlockTimeoutError, SubscriptionLimitError)
 from fastfeed.events import Gap
 from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
 from fastfeed.portfolio import PortfolioFeed
@@ -37,6 +37,7 @@ __all__ = [
     "ReconnectPolicy",
     "ReconnectStoppedError",
     "RingReader",
+    "SeqlockTimeoutError",
     "Store",
     "SubscriptionLimitError",
     "UPSTOX_MARKET_URL",

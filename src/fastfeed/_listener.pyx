@@ -27,8 +27,9 @@ cdef class FeedListener(WSListener):
     ``decoder``: the market feed's decoder, or None for feeds whose messages go to
     ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON).
     ``owner`` gets the control events: ``_ws_connected(listener)``,
-    ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
-    ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
+    ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` and
+    ``_instruments_rejected(listener)`` (with a decoder: new market status, keys refused a row)
+    and ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
     ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
     """
@@ -48,6 +49,7 @@ cdef class FeedListener(WSListener):
         self.close_reason = ""
         if decoder is not None:
             self.market_info_seen = decoder.market_info_frames
+            self.rejected_seen = decoder.rejected_keys
 
     def __dealloc__(self):
         free(self.buf)
@@ -187,6 +189,9 @@ cdef class FeedListener(WSListener):
         if decoder.market_info_frames != self.market_info_seen:
             self.market_info_seen = decoder.market_info_frames
             self.owner._market_info(self)
+        if decoder.rejected_keys != self.rejected_seen:
+            self.rejected_seen = decoder.rejected_keys
+            self.owner._instruments_rejected(self)
         if n > 0:
             if self.on_frame is not None:
                 try:

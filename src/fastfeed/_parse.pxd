@@ -40,6 +40,7 @@ ctypedef struct SQuote:
 ctypedef struct SBar:
     Py_ssize_t interval_off
     Py_ssize_t interval_len
+    int32_t repeats         # bars of this interval merged into this one (see Scratch.max_bars)
     double open
     double high
     double low
@@ -95,6 +96,7 @@ ctypedef struct SFeed:
     Py_ssize_t q_count
     Py_ssize_t b_start
     Py_ssize_t b_count
+    int32_t b_dropped       # bars not kept past Scratch.max_bars distinct intervals
 
 ctypedef struct SStatus:
     int32_t map
@@ -106,6 +108,14 @@ ctypedef struct SStatus:
     int64_t updated
 
 ctypedef struct Scratch:
+    # What a frame costs here is bounded by what it means, not by its length: a key repeated
+    # in a frame keeps only its last entry (as the map does) once the feeds pool is full, and
+    # with max_quotes / max_bars set (the decoder sets them to what its store keeps; to_dict
+    # keeps everything) a feed keeps its first max_quotes depth levels and at most max_bars
+    # distinct OHLC intervals. Pools that a frame left oversized shrink after the next frame.
+    Py_ssize_t max_quotes
+    Py_ssize_t max_bars
+    SQuote spare_quote      # where levels past max_quotes are parsed (checked, not kept)
     const uint8_t* buf
     int32_t type_
     int64_t current_ts
@@ -128,6 +138,8 @@ ctypedef struct Scratch:
 
 
 cdef int parse_frame(Scratch* s, const uint8_t* data, Py_ssize_t size) noexcept nogil
+cdef void settle_scratch(Scratch* s) noexcept nogil
+cdef Py_ssize_t scratch_bytes(Scratch* s) noexcept nogil
 cdef void free_scratch(Scratch* s) noexcept nogil
 cdef bint utf8_valid(const uint8_t* s, Py_ssize_t n) noexcept nogil
 cdef object wire_error(Scratch* s)
