@@ -32,6 +32,7 @@ def market_seeds(drawn: int = 300) -> list[bytes]:
     from fastfeed.benchmark.frames import case_frames, frame, instrument_keys
 
     seeds = [payload for payload, _ in case_frames().values()]
+    seeds += [payload[:len(payload) // 2] for payload in seeds]  # truncated: rejected
     for mode in ("ltpc", "full", "option_greeks", "full_d30"):
         for live in (True, False):
             seeds.append(frame(instrument_keys(3), mode, live=live))

@@ -27,6 +27,7 @@ class FeedListener(WSListener):
     pings_sent: int
     pongs_received: int
     market_info_seen: int
+    rejected_seen: int
     connected_ns: int
     last_frame_ns: int
     pong_timeout: bool

@@ -35,17 +35,17 @@ def market_ff(fields, live: bool = False) -> bytes:
 
 HOSTILE = {
     # 2 Mi empty map entries: one key ("")
-    "empty entries": b"\x12\x00" * (HOSTILE_SIZE // 2),
+    "empty-entries": b"\x12\x00" * (HOSTILE_SIZE // 2),
     # one feed, 2 Mi empty depth levels: 30 are kept
-    "depth levels": wire.encode(
+    "depth-levels": wire.encode(
         [(2, LEN, [(1, LEN, "K"), (2, LEN, wire.encode([(2, LEN, wire.encode([(1, LEN, wire.encode(
             [(2, LEN, b"\x0a\x00" * (HOSTILE_SIZE // 2))]))]))]))])]),
-    # one feed, 1 Mi bars of one interval: one is kept
+    # one feed, 2 Mi empty bars (interval ""): one is kept
     "bars": wire.encode(
         [(2, LEN, [(1, LEN, "K"), (2, LEN, wire.encode([(2, LEN, wire.encode([(1, LEN, wire.encode(
-            [(4, LEN, b"\x0a\x04\x0a\x021d" * (HOSTILE_SIZE // 6))]))]))]))])]),
+            [(4, LEN, b"\x0a\x00" * (HOSTILE_SIZE // 2))]))]))]))])]),
     # 2 Mi market status entries of one segment
-    "market status": wire.encode([(1, wire.VARINT, 2),
+    "market-status": wire.encode([(1, wire.VARINT, 2),
                                   (4, LEN, b"\x0a\x00" * (HOSTILE_SIZE // 2))]),
 }
 
@@ -66,15 +66,15 @@ def test_hostile_frame_grows_rss_less_than_64_mib(name):
 
 def test_hostile_frames_decode_as_protobuf_reads_them():
     decoder = fastfeed.FeedDecoder(max_instruments=16, ring_capacity=64)
-    assert decoder.decode(HOSTILE["empty entries"]) == 1
+    assert decoder.decode(HOSTILE["empty-entries"]) == 1
     assert decoder.store.instruments == [""]
-    assert fastfeed.to_dict(HOSTILE["empty entries"][:64]) == {"feeds": {"": {}}}
-    assert decoder.decode(HOSTILE["depth levels"]) == 1
+    assert fastfeed.to_dict(HOSTILE["empty-entries"][:64]) == {"feeds": {"": {}}}
+    assert decoder.decode(HOSTILE["depth-levels"]) == 1
     q = decoder.quote("K")
     assert len(q.bids) == 30 and q.bids[0] == (0.0, 0)
     decoder.decode(HOSTILE["bars"])
-    assert list(decoder.quote("K").ohlc) == ["1d"]
-    decoder.decode(HOSTILE["market status"])
+    assert list(decoder.quote("K").ohlc) == [""]
+    decoder.decode(HOSTILE["market-status"])
     assert decoder.market_status == {"": "PRE_OPEN_START"}
 
 

@@ -1,6 +1,7 @@
 """Ring reads from another thread while the decoder writes (issue 8, item 1)."""
 import struct
 import threading
+import time
 
 import numpy as np
 
@@ -8,6 +9,7 @@ from fastfeed import FeedDecoder
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
 
 FRAMES = 1_000_000
+CAPACITY = 65536
 MARK = 1234.5  # the template frame's ltp, overwritten with each frame's number
 
 
@@ -22,7 +24,7 @@ def ltp_frame() -> tuple[bytearray, int]:
 
 
 def test_reader_thread_gets_exactly_the_updates_written():
-    dec = FeedDecoder(max_instruments=1, ring_capacity=65536)
+    dec = FeedDecoder(max_instruments=1, ring_capacity=CAPACITY)
     reader = dec.reader()
     buf, offset = ltp_frame()
     done = threading.Event()
@@ -49,7 +51,14 @@ def test_reader_thread_gets_exactly_the_updates_written():
     writer = threading.Thread(target=write)
     writer.start()
     next_seq = 1
+    batches = 0
     while not failures:
+        batches += 1
+        if batches % 2:
+            # Every other read lags more than the ring holds, so that the copy overlaps the
+            # slots the writer is overwriting (the reader's wait lets go of the GIL).
+            while not done.is_set() and reader.pending < CAPACITY + 4096:
+                time.sleep(0.0005)
         finished = done.is_set()
         recs, missed_now = reader.read()
         if len(recs):
@@ -62,5 +71,6 @@ def test_reader_thread_gets_exactly_the_updates_written():
             break
     writer.join()
     assert not failures, failures[:3]
+    assert reader.missed > 0  # the lagging reads did overlap the writer
     assert dec.store.updates_written == FRAMES
     assert received + reader.missed == FRAMES

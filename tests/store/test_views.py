@@ -78,16 +78,15 @@ def test_seqlock_spin_is_bounded():
         import sys, time
         sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
         from test_views import decoder_with_depth, poke
-        from fastfeed import SeqlockTimeoutError
         dec = decoder_with_depth()
         seq = int(dec.snapshot["seq"][0])
         poke(dec, 0, "seq", seq | 1)
         t0 = time.monotonic()
         try:
             dec.quote(dec.store.key(0))
-        except SeqlockTimeoutError as e:
+        except Exception as e:
             assert e.row == 0, e
-            print("raised after", round(time.monotonic() - t0, 2), "s")
+            print(type(e).__name__, "after", round(time.monotonic() - t0, 2), "s")
         poke(dec, 0, "seq", seq + 2)
         assert dec.quote(dec.store.key(0)).ltp > 0
         print("ok")
@@ -98,7 +97,7 @@ def test_seqlock_spin_is_bounded():
     except subprocess.TimeoutExpired:
         pytest.fail("quote() spun for a minute on a row whose seq stays odd")
     assert out.returncode == 0, out.stderr
-    assert "raised after" in out.stdout and out.stdout.strip().endswith("ok"), out.stdout
+    assert "SeqlockTimeoutError after" in out.stdout and out.stdout.strip().endswith("ok"), out.stdout
 
 
 def test_mark_stale_is_a_seqlock_write():
