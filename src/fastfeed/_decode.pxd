@@ -11,6 +11,7 @@ cdef class FeedDecoder:
     cdef readonly Store store
     cdef Scratch scratch
     cdef int32_t* last_entry     # row -> index of its last entry in this frame
+    cdef int32_t* predicted      # entry position -> the row found there in the last frame
     cdef readonly uint64_t frames
     cdef readonly uint64_t bytes
     cdef readonly uint64_t updates

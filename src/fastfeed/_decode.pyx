@@ -182,8 +182,10 @@ cdef class FeedDecoder:
     def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16):
         self.store = Store(max_instruments, ring_capacity)
         self.last_entry = <int32_t*>malloc(max_instruments * sizeof(int32_t))
-        if self.last_entry == NULL:
+        self.predicted = <int32_t*>malloc(max_instruments * sizeof(int32_t))
+        if self.last_entry == NULL or self.predicted == NULL:
             raise MemoryError()
+        memset(self.predicted, 0xFF, max_instruments * sizeof(int32_t))
         # The scratch keeps what the store can hold: a feed's first MAX_LEVELS depth levels, and
         # room to merge bars into twice the intervals a row keeps.
         self.scratch.max_quotes = MAX_LEVELS
@@ -197,6 +199,7 @@ cdef class FeedDecoder:
     def __dealloc__(self):
         free_scratch(&self.scratch)
         free(self.last_entry)
+        free(self.predicted)
 
     def __repr__(self):
         return (f"<FeedDecoder instruments={len(self.store)}/{self.store.max_instruments} "
@@ -208,6 +211,9 @@ cdef class FeedDecoder:
         cdef Store store = self.store
         cdef SFeed* f
         cdef Py_ssize_t i, applied = 0, unknown = 0
+        cdef Py_ssize_t predictable = store.max_instruments
+        cdef int32_t row
+        cdef const char* key
         cdef bint snapshot
 
         if parse_frame(s, data, size) < 0:
@@ -216,10 +222,21 @@ cdef class FeedDecoder:
             raise wire_error(s)
 
         # Resolve every key before touching anything, so an error leaves the store as it was.
+        # Upstox sends the same keys in the same order frame after frame: the row found at this
+        # position last time is tried first, by comparing key bytes, before hashing.
+        if s.n_feeds < predictable:
+            predictable = s.n_feeds
         for i in range(s.n_feeds):
             f = &s.feeds[i]
-            f.hash = hash_key(<const char*>data + f.key_off, f.key_len)
-            f.row = store.find(<const char*>data + f.key_off, f.key_len, f.hash)
+            key = <const char*>data + f.key_off
+            if i < predictable:
+                row = self.predicted[i]
+                if (row >= 0 and store.key_len[row] == f.key_len
+                        and same_bytes(store.arena + store.key_off[row], key, f.key_len)):
+                    f.row = row
+                    continue
+            f.hash = hash_key(key, f.key_len)
+            f.row = store.find(key, f.key_len, f.hash)
             if f.row < 0:
                 if not utf8_valid(data + f.key_off, f.key_len):
                     settle_scratch(s)
@@ -239,6 +256,8 @@ cdef class FeedDecoder:
         snapshot = s.type_ == 0
         for i in range(s.n_feeds):
             f = &s.feeds[i]
+            if i < predictable:
+                self.predicted[i] = f.row
             if f.row >= 0 and self.last_entry[f.row] == i:
                 apply_feed(store, s, f, snapshot, recv_ns)
                 applied += 1

@@ -235,12 +235,13 @@ def test_rows_running_out_keeps_the_known_keys():
 
     dec = FeedDecoder(3, 16)
     dec.decode(frame(instrument_keys(2), "ltpc"))
-    # Two new keys, one row left: the first new key gets it, the second is refused.
+    # Two new keys, one row left: the first new key on the wire gets it, the other is refused.
     assert dec.decode(frame(instrument_keys(4), "ltpc")) == 3
-    assert dec.store.instruments == instrument_keys(3)
-    assert dec.take_rejected() == instrument_keys(4)[3:]
+    kept, refused = dec.store.instruments[2], dec.take_rejected()
+    assert dec.store.instruments[:2] == instrument_keys(2)
+    assert sorted([kept, *refused]) == instrument_keys(4)[2:]
     assert dec.errors == 0 and dec.rejected_keys == 1
-    assert dec.quote(instrument_keys(4)[3]) is None
+    assert dec.quote(refused[0]) is None and dec.quote(kept).updates == 1
 
 
 def test_quote_of_unknown_key_is_none_and_quote_is_immutable():
