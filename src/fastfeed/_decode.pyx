@@ -259,6 +259,7 @@ cdef class FeedDecoder:
             if i < predictable:
                 self.predicted[i] = f.row
             if f.row >= 0 and self.last_entry[f.row] == i:
+                store.prefetch_record(4)
                 apply_feed(store, s, f, snapshot, recv_ns)
                 applied += 1
 

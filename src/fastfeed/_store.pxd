@@ -23,6 +23,11 @@ cdef extern from *:
     #define FF_ACQUIRE_FENCE() _ReadWriteBarrier()
     #define FF_CPU_PAUSE() _mm_pause()
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FF_PREFETCH_WRITE(p) __builtin_prefetch((p), 1)
+    #else
+    #define FF_PREFETCH_WRITE(p) ((void)(p))
+    #endif
     """
     # The seqlock's ordering: the writer's odd count is visible before the row's new data, the
     # data before the even count; a reader's copy lies between its two reads of the count.
@@ -30,6 +35,7 @@ cdef extern from *:
     void FF_ACQUIRE_FENCE() noexcept nogil
     # A spinning reader tells the CPU so (and leaves the core's other hyperthread the pipeline).
     void FF_CPU_PAUSE() noexcept nogil
+    void FF_PREFETCH_WRITE(const void* p) noexcept nogil
 
 # A seqlock reader gives up on a row that stays odd this long: its writer died inside it, or the
 # memory was overwritten. A live writer is inside a row for well under a microsecond, or for a
@@ -180,6 +186,13 @@ cdef class Store:
         (<volatile uint64_t*>&rec.seq)[0] = 0
         FF_RELEASE_FENCE()
         return rec
+
+    cdef inline void prefetch_record(self, uint64_t ahead) noexcept nogil:
+        # The ring is larger than the caches: ask for the slot a few updates ahead, so that
+        # writing it does not wait for memory.
+        cdef char* p = <char*>&self.records[(self.head + ahead) & self.ring_mask]
+        FF_PREFETCH_WRITE(p)
+        FF_PREFETCH_WRITE(p + sizeof(UpdateRecord) - 1)
 
     cdef inline void publish_record(self, UpdateRecord* rec) noexcept nogil:
         # seq last, after the record's fields; then head, which readers read first.
