@@ -4,9 +4,10 @@ import logging
 from fastfeed._decode import FeedDecoder
 from fastfeed._render import to_dict
 from fastfeed._store import BAR_DTYPE, RECORD_DTYPE, ROW_DTYPE, RingReader, Store
-from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedConnectionError,
-                             InstrumentLimitError, PortfolioDecodeError, ReconnectStoppedError,
-                             SeqlockTimeoutError, SubscriptionLimitError)
+from fastfeed.errors import (AuthenticationError, DecodeError, FastfeedError, FeedClosedError,
+                             FeedConnectionError, InstrumentLimitError, PermanentConnectionError,
+                             PortfolioDecodeError, ReconnectStoppedError, SeqlockTimeoutError,
+                             SubscriptionLimitError)
 from fastfeed.events import Gap
 from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
 from fastfeed.portfolio import PortfolioFeed
@@ -24,11 +25,13 @@ __all__ = [
     "DecodeError",
     "FastfeedError",
     "FeedClient",
+    "FeedClosedError",
     "FeedConnectionError",
     "FeedDecoder",
     "Gap",
     "InstrumentLimitError",
     "MarketFeed",
+    "PermanentConnectionError",
     "PortfolioDecodeError",
     "PortfolioFeed",
     "Quote",

@@ -12,20 +12,32 @@ from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy
 from fastfeed._clock cimport now_ns
 
-from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
+from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode
 
 from fastfeed._decode cimport FeedDecoder
 
 from fastfeed.errors import FastfeedError
 
 cdef Py_ssize_t INITIAL_BUFFER = 64 * 1024
+cdef int NO_STATUS = 1005  # a CLOSE frame without a status code (RFC 6455 7.1.5)
+
+
+cdef inline int _reply_code(int received):
+    """The code a CLOSE is answered with: the peer's own, where it may be sent (RFC 6455 7.4.1:
+    1000-1003, 1007-1014 and 3000-4999), else 1000 for none and 1002 for one not allowed."""
+    if received == NO_STATUS:
+        return 1000
+    if (1000 <= received <= 1003) or (1007 <= received <= 1014) or (3000 <= received <= 4999):
+        return received
+    return 1002
 
 
 cdef class FeedListener(WSListener):
     """One connection's listener.
 
     ``decoder``: the market feed's decoder, or None for feeds whose messages go to
-    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON).
+    ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON); with a decoder, a set
+    ``on_message`` gets each frame the decoder accepted, after it (fastfeed.compat's dicts).
     ``owner`` gets the control events: ``_ws_connected(listener)``,
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` and
     ``_instruments_rejected(listener)`` (with a decoder: new market status, keys refused a row)
@@ -66,7 +78,8 @@ cdef class FeedListener(WSListener):
         self.pong_timeout = transport.auto_ping_expect_pong
         hs = transport.close_handshake
         if hs is not None and hs.recv is not None and self.close_code == 0:
-            self.close_code = <int>hs.recv.code
+            # picows reads a CLOSE without a status code as 0; RFC 6455 reports it as 1005.
+            self.close_code = <int>hs.recv.code or NO_STATUS
             self.close_reason = hs.recv.reason or ""
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
@@ -107,9 +120,15 @@ cdef class FeedListener(WSListener):
             transport.send_pong(frame.get_payload_as_bytes())
             return
         if t == WSMsgType.CLOSE:
-            self.close_code = <int>frame.get_close_code()
-            self.close_reason = frame.get_close_reason() or ""
-            transport.send_close(frame.get_close_code())
+            if frame.payload_size < 2:
+                # No status code: reported as 1005 (RFC 6455 7.1.5), a code that must never be
+                # sent, so the reply is a plain 1000.
+                self.close_code = NO_STATUS
+                self.close_reason = ""
+            else:
+                self.close_code = <int>frame.get_close_code()
+                self.close_reason = frame.get_close_reason() or ""
+            transport.send_close(<WSCloseCode>_reply_code(self.close_code))
             transport.disconnect()
             return
         if t == WSMsgType.PONG:
@@ -205,6 +224,11 @@ cdef class FeedListener(WSListener):
                     wake()
                 except Exception as exc:
                     self.owner._callback_failed(exc)
+        if self.on_message is not None:
+            try:
+                self.on_message(PyBytes_FromStringAndSize(data, size), False)
+            except Exception as exc:
+                self.owner._callback_failed(exc)
         return 0
 
     # -- for tests and tools --------------------------------------------------------------------

@@ -59,7 +59,9 @@ class AuthenticationError(FastfeedError):
 
 
 class FeedConnectionError(FastfeedError, ConnectionError):
-    """A connection attempt failed (network, TLS, handshake, or an HTTP status other than 401/403)."""
+    """A connection attempt failed (network, TLS, handshake, an HTTP status other than 401/403, or
+    any exception raised in the attempt, the token provider's included). The feed tries again;
+    ``__cause__`` is what the attempt met, ``status`` the HTTP status if there was one."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -67,7 +69,20 @@ class FeedConnectionError(FastfeedError, ConnectionError):
 
 
 class ReconnectStoppedError(FastfeedError):
-    """The feed gave up: its reconnect policy ran out of attempts, or reconnecting is disabled."""
+    """The feed gave up: its reconnect policy ran out of attempts, or reconnecting is disabled.
+    ``__cause__`` is the last attempt's error, which the message quotes too."""
+
+
+class PermanentConnectionError(FeedConnectionError, ReconnectStoppedError):
+    """A connection attempt failed in a way that retrying cannot cure, so the feed stops at once:
+    a 4xx answer other than 401/403/408/429 at the handshake or authorize call, a certificate that
+    fails verification, a URL that is not a WebSocket endpoint, or Upstox's retired v2 market feed.
+    The message says what to change."""
+
+
+class FeedClosedError(ReconnectStoppedError, RuntimeError):
+    """The feed is not running: ``close()`` or ``stop()`` ended it, or it was never started, so
+    what was asked of it (``wait_for``) can never come."""
 
 
 class PortfolioDecodeError(FastfeedError, ValueError):

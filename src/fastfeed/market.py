@@ -23,12 +23,13 @@ import numpy.typing as npt
 from fastfeed._decode import FeedDecoder
 from fastfeed._listener import FeedListener
 from fastfeed._store import Store
-from fastfeed.errors import InstrumentLimitError, ReconnectStoppedError
+from fastfeed.errors import FeedClosedError, InstrumentLimitError
 from fastfeed.events import CONNECTION_EVENTS, ERROR, GAP, MARKET_STATUS
 from fastfeed.quote import Quote
 from fastfeed.transport.client import FeedClient
 from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
 from fastfeed.transport.requests import DEFAULT_CHUNK, requests
+from fastfeed.transport.state import IDLE
 from fastfeed.transport.subscriptions import MODES, SubscriptionBook, check_mode
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class MarketFeed(FeedClient):
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)
     DEFAULT_URL = UPSTOX_MARKET_URL
+    RETIRED_PATHS = {"/v2/feed/market-data-feed": (
+        "Upstox switched the market-data feed v2 off on 2025-08-22: use v3, "
+        f"{UPSTOX_MARKET_URL} (the path /v3/feed/market-data-feed)")}
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  instruments: str | Iterable[str] = (), mode: str = "ltpc", url: str | None = None,
@@ -132,11 +136,10 @@ class MarketFeed(FeedClient):
             return dict(self._book.wanted)
 
     def _send(self, method: str, keys: list[str], mode: str | None) -> None:
-        transport = self._transport
-        if transport is None or not self.connected or not keys:
+        if not self.connected or not keys:
             return  # sent on open
         for payload in requests(method, keys, mode, self._request_chunk):
-            transport.send(_BINARY, payload)
+            self._send_binary(payload)
 
     # -- reading --------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
@@ -202,7 +205,7 @@ class MarketFeed(FeedClient):
 
     def _arm_frame_callback(self) -> None:
         # The listener calls into Python per frame only while someone is listening.
-        listener = self._listener
+        listener = self._live_listener()
         if listener is not None:
             listener.on_frame = self._dispatch if (self._update_fns or self._quote_fns) else None
 
@@ -259,27 +262,33 @@ class MarketFeed(FeedClient):
                     self.ring_overruns += missed
                 yield UpdateBatch(records, int(missed))
                 continue
-            if self.error is not None and not self._closing:
+            if self.error is not None and not self.closing:
                 raise self.error
-            if self._closing or not self.running:
+            if self.closing or not self.running:
                 return
             self._check_on_feed_loop()
             await self._next_data()
 
     def _check_on_feed_loop(self) -> None:
-        loop = self._loop
+        loop = self.loop
         if loop is not None and not loop.is_closed() and asyncio.get_running_loop() is not loop:
             raise RuntimeError("iterate updates() on the feed's event loop; from another thread "
                                "use on_update(), ring or snapshot")
 
     async def wait_for(self, key: str, timeout: float | None = None) -> Quote:
         """The quote of `key` once it has arrived (at once if it already has). Any event loop:
-        the feed's own, or another thread's while the feed runs in the background (``start()``)."""
+        the feed's own, or another thread's while the feed runs in the background (``start()``).
+
+        Raises at once when it can never come: why the feed stopped if it stopped on its own,
+        FeedClosedError if it was closed or never started; TimeoutError after `timeout` s.
+        """
         quote = self.store.quote(key)
         if quote is not None and quote.updates > 0:
             return quote
         if self.error is not None:
             raise self.error
+        if not self.running or self.closing:
+            raise self._not_running()
         caller = asyncio.get_running_loop()
         found: asyncio.Future[Quote] = caller.create_future()
         entry = (found, caller)
@@ -298,19 +307,28 @@ class MarketFeed(FeedClient):
         self.on_quote(key, got)
         self.call_soon(arrived_meanwhile)
         try:
-            if self.error is not None and not self._closing:
+            if self.error is not None and not self.closing:
                 raise self.error  # it stopped while we registered
+            if not self.running:
+                raise self._not_running()
             return await asyncio.wait_for(found, timeout)
         finally:
             self.off_quote(key, got)
             if entry in self._quote_waiters:
                 self._quote_waiters.remove(entry)
 
+    def _not_running(self) -> FeedClosedError:
+        if self.state == IDLE:
+            return FeedClosedError("the feed is not running: it was never started (connect(), "
+                                   "start(), or async with / with)")
+        return FeedClosedError("the feed is not running: it was closed")
+
     async def _next_data(self) -> None:
-        assert self._loop is not None
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        loop = self.loop
+        assert loop is not None
+        waiter: asyncio.Future[None] = loop.create_future()
         self._data_waiters.append(waiter)
-        listener = self._listener
+        listener = self._live_listener()
         if listener is not None:
             listener.wake = self._wake
         try:
@@ -336,7 +354,7 @@ class MarketFeed(FeedClient):
                     w.set_exception(exc)
                     w.exception()
         for q, loop in quotes:
-            _settle(q, loop, None, exc or ReconnectStoppedError("the feed was closed"))
+            _settle(q, loop, None, exc or self._not_running())
 
     # -- connection hooks -----------------------------------------------------------------------------
     def _make_listener(self) -> FeedListener:
@@ -350,10 +368,13 @@ class MarketFeed(FeedClient):
     def _on_open(self, listener: Any, attempts: int) -> None:
         with self._book_lock:
             by_mode = self._book.by_mode()
-        transport = listener.transport
+        transport = listener.transport  # the connection is not open until this has gone out
         for mode in MODES:
             for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
                 transport.send(_BINARY, payload)
+
+    def _delivered(self) -> int:
+        return self.decoder.updates
 
     def _on_lost(self, listener: Any, closing: bool) -> None:
         if closing:
@@ -366,7 +387,8 @@ class MarketFeed(FeedClient):
         self._release_waiters(exc)
 
     def _market_info(self, listener: Any) -> None:
-        self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+        if listener is self._live_listener():  # not from a connection whose opening failed
+            self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
 
     def _instruments_rejected(self, listener: Any) -> None:
         limit = self.decoder.store.max_instruments

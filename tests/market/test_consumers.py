@@ -134,7 +134,7 @@ def test_background_thread_any_thread_reads_and_stop_from_another_thread() -> No
         feed = MarketFeed(TOKEN, url=sim.market_url, instruments=KEYS[:3], mode="full")
         feed.start(timeout=10)
         assert feed.running and feed._thread is not None and feed._thread.is_alive()
-        loop_name = type(feed._loop).__module__
+        loop_name = type(feed.loop).__module__
         deadline = time.monotonic() + 10
         while not all(feed.quote(k) for k in KEYS[:3]) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -168,7 +168,7 @@ def test_context_manager_and_a_users_own_loop_is_kept() -> None:
         async def main() -> None:
             loop = asyncio.get_running_loop()
             async with MarketFeed(TOKEN, url=sim.market_url, instruments=KEYS[:1]) as feed:
-                assert feed._loop is loop  # the user's loop, not replaced
+                assert feed.loop is loop  # the user's loop, not replaced
                 await feed.wait_for(KEYS[0], timeout=5)
         asyncio.run(main())
 
@@ -201,7 +201,7 @@ def test_wait_for_and_updates_from_another_event_loop() -> None:
         feed.start(timeout=10)
         try:
             async def main() -> None:
-                assert asyncio.get_running_loop() is not feed._loop
+                assert asyncio.get_running_loop() is not feed.loop
                 feed.subscribe([KEYS[1]], "ltpc")  # not arrived yet: wait_for has to wait
                 quote = await feed.wait_for(KEYS[1], timeout=10)
                 assert quote.key == KEYS[1] and quote.updates > 0

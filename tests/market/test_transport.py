@@ -251,7 +251,7 @@ class StopFirst(MarketFeed):
         if not self.held:  # the first start only
             self.held = True
             deadline = time.monotonic() + 5
-            while not self._closing and time.monotonic() < deadline:
+            while not self.closing and time.monotonic() < deadline:
                 time.sleep(0.001)
         await super()._thread_main(ready, outcome)
 
@@ -289,7 +289,7 @@ def test_decode_errors_count_text_frames_and_oversized_messages_across_connectio
             feed.on("error", errors.append)
             async with feed:
                 await wait_until(lambda: feed.stats()["oversized"] >= 3, what="oversized messages")
-                feed._listener.feed_frame(b"a text frame", True)  # as if it came off the socket
+                feed._live_listener().feed_frame(b"a text frame", True)  # as if it came off the socket
                 stats = feed.stats()
                 assert stats["decode_errors"] == len(errors) == stats["oversized"] + 1
                 assert sum("text frame" in str(e) for e in errors) == 1

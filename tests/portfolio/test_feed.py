@@ -199,7 +199,7 @@ def test_bad_frames_are_error_events_with_scrubbed_text_and_the_feed_goes_on(
                 # Frames no fault switch makes, handed to the live connection's listener (the path
                 # a frame off the socket takes): an unknown update_type and a missing order_id,
                 # each carrying the token where no pattern would find it.
-                listener = feed._listener
+                listener = feed._live_listener()
                 listener.feed_frame(json.dumps({"update_type": "margin", "echo": TOKEN}).encode(), True)
                 listener.feed_frame(json.dumps({"update_type": "order", "status": "open",
                                                 "instrument_token": "NSE_EQ|X", "echo": TOKEN}).encode(),
@@ -347,7 +347,7 @@ def test_the_token_never_appears_in_logs_or_reprs(caplog: pytest.LogCaptureFixtu
             feed.on("error", lambda exc: seen.append(repr(exc) + str(exc)))
             async with feed:
                 await wait_until(lambda: feed.decode_errors >= 2 and feed.updates_applied >= 10)
-                feed._listener.feed_frame(f'{{"update_type": "order", "note": "{secret}"'.encode(), True)
+                feed._live_listener().feed_frame(f'{{"update_type": "order", "note": "{secret}"'.encode(), True)
                 sim.abort_all()
                 await wait_until(lambda: feed.reconnects == 1 and feed.connected, what="reconnect")
                 seen.append(repr(feed) + str(feed.stats()) + repr(vars(feed)) + repr(feed.book)

@@ -36,7 +36,7 @@ def test_a_new_message_abandons_an_unfinished_fragmented_one() -> None:
             assert feed.decoder.errors == 0
             assert sorted(feed.instruments) == sorted(KEYS)
             assert feed.quote(KEYS[0]).updates == 1 and feed.quote(KEYS[2]).updates == 2
-            assert feed._listener.stats()["unexpected"] == 1
+            assert feed._live_listener().stats()["unexpected"] == 1
         finally:
             await feed.close()
             server.close()

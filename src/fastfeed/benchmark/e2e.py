@@ -204,5 +204,21 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _client_compat(url: str, keys: list[str], mode: str, *_: Any) -> dict[str, Any]:
+    """The SDK client's own code above with one import changed: fastfeed.compat's streamer
+    (fastfeed.benchmark.compat)."""
+    import upstox_client.feeder
+
+    import fastfeed.compat
+
+    fastfeed.compat.MARKET_DATA_URL = url
+    upstox_client.feeder.MarketDataStreamerV3 = fastfeed.compat.MarketDataStreamerV3
+    return _client_sdk(url, keys, mode)
+
+
+_CLIENT_FUNCS["compat"] = _client_compat
+DEFAULT_FRAMES["compat"] = 400_000
+
+
 if __name__ == "__main__":
     print(format_rows(compare()))

@@ -11,6 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e-mode", default="full", help="subscription mode for --e2e")
     parser.add_argument("--e2e-per-frame", type=int, default=1,
                         help="instruments per frame for --e2e")
+    parser.add_argument("--compat", action="store_true",
+                        help="also messages/s of fastfeed.compat's streamer against the SDK's (a minute)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,4 +65,9 @@ def run(args: argparse.Namespace) -> int:
                       style="dim")
         rows = e2e.compare(mode=args.e2e_mode, per_frame=args.e2e_per_frame)
         console.print(e2e.format_rows(rows))
+    if args.compat:
+        from fastfeed.benchmark import compat
+
+        console.print("message listeners: fastfeed.compat against the SDK streamer...", style="dim")
+        console.print(compat.format_rows(compat.compare()))
     return 0

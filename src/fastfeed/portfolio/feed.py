@@ -87,13 +87,13 @@ class UpdateStream:
         while True:
             if self._queue:
                 return self._queue.popleft()
-            if feed.error is not None and not feed._closing:
+            if feed.error is not None and not feed.closing:
                 raise feed.error
-            task = feed._task
-            if feed._closing or task is None or task.done():
+            task = feed._run_task()
+            if feed.closing or task is None or task.done():
                 raise StopAsyncIteration
             loop = asyncio.get_running_loop()
-            if loop is not feed._loop:
+            if loop is not feed.loop:
                 raise RuntimeError("iterate updates() on the feed's event loop")
             waiter = self._waiter = loop.create_future()
             try:
@@ -246,7 +246,7 @@ class PortfolioFeed(FeedClient):
     def _on_message(self, payload: bytes, text: bool) -> None:
         try:
             # Every token this feed has used: the error text drops them.
-            record = decode_update(payload, self._scrub.tokens)
+            record = decode_update(payload, self._used_tokens())
         except PortfolioDecodeError as exc:
             self._bad_frame(exc, len(payload))
             return
@@ -289,6 +289,9 @@ class PortfolioFeed(FeedClient):
 
     def _on_stopped(self, exc: BaseException) -> None:
         self._wake_streams()
+
+    def _delivered(self) -> int:
+        return self.book.updates
 
     async def close(self, timeout: float = 5.0) -> None:
         await super().close(timeout)

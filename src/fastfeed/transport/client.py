@@ -3,10 +3,15 @@ backoff, events, async and background-thread lifecycles.
 
 A feed (MarketFeed, PortfolioFeed) subclasses it and fills in the hooks: ``_make_listener()``
 (the picows listener of a new connection), ``_on_open(listener, attempts)`` (send what the feed
-needs on a fresh connection), ``_on_lost(listener, closing)`` (a connection ended) and
-``_on_stopped(exc)`` (the feed gave up). What every feed shares is done here once: the gap
-between a lost connection and the next open (the ``gap`` event, for feeds that have it) and the
-count and sparing log of bad frames.
+needs on a fresh connection), ``_on_lost(listener, closing)`` (a connection ended),
+``_on_stopped(exc)`` (the feed gave up) and ``_delivered()`` (a count of the data it has had,
+which tells a working connection from one that opens and closes at once). It reads the
+connection through ``loop``, ``closing``, ``connected``, ``_live_listener()`` and
+``_send_binary()``; the fields behind them are FeedClient's own. Where the connection is lives in
+one ``ConnectionState`` (idle, connecting, open, backing off, stopped).
+
+What every feed shares is done here once: the gap between a lost connection and the next open
+(the ``gap`` event, for feeds that have it) and the count and sparing log of bad frames.
 """
 from __future__ import annotations
 
@@ -16,18 +21,26 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
-from fastfeed.errors import AuthenticationError, FastfeedError, ReconnectStoppedError
+from fastfeed.errors import (AuthenticationError, FeedClosedError, FeedConnectionError,
+                             PermanentConnectionError, ReconnectStoppedError)
 from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, ERROR, GAP, OPEN,
                              RECONNECTING, EventRegistry, Gap)
 from fastfeed.loop import new_event_loop
 
 from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
-                         TokenProvider, authorize, open_websocket, resolve_token, tls_context)
+                         TokenProvider, attempt_error, authorize, open_websocket, resolve_token,
+                         tls_context)
+from .state import OPEN as OPEN_PHASE, STOPPED, ConnectionState
 
 log = logging.getLogger(__name__)
 _picows_log = logging.getLogger("fastfeed.transport.picows")
+_BINARY = 2  # picows WSMsgType.BINARY
+
+# The type of the feed itself, for what returns it (Self, on every Python fastfeed supports).
+_Feed = TypeVar("_Feed", bound="FeedClient")
 
 
 class FeedClient:
@@ -36,6 +49,8 @@ class FeedClient:
     EVENTS: tuple[str, ...] = CONNECTION_EVENTS
     DEFAULT_URL = ""
     FRAME_NAME = "frame"  # what the bad-frame log line calls a message of this feed
+    #: Paths of feeds Upstox has switched off, and what to say to a URL with one of them.
+    RETIRED_PATHS: dict[str, str] = {}
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
@@ -73,19 +88,17 @@ class FeedClient:
         self._picows_logger = ScrubbingLogger(_picows_log, self._scrub)
         self._rng = random.Random()
 
+        self._state = ConnectionState()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._listener: Any = None
         self._transport: Any = None
-        self._closing = False
+        self._open_failure: BaseException | None = None  # _on_open raised for this connection
         self._wakeup: asyncio.Event | None = None
         self._open_waiters: list[asyncio.Future[None]] = []
-        self.error: BaseException | None = None   # why the feed stopped, if it stopped on its own
         self.connections = 0
-        self._failures = 0
         self.reconnects = 0
         self.failed_attempts = 0
-        self.connected = False
         self._conn_totals: Counter[str] = Counter()
         self.gaps = 0
         self._stopped_ns: int | None = None  # when data stopped, while a connection is lost
@@ -106,11 +119,38 @@ class FeedClient:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def connected(self) -> bool:
+        """A connection is open (and what the feed sends on opening went out)."""
+        return self._state.phase == OPEN_PHASE
+
+    @property
+    def state(self) -> str:
+        """"idle", "connecting", "open", "backing off" or "stopped"."""
+        return self._state.phase
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the feed stopped, if it stopped on its own (None while it runs or after close())."""
+        return self._state.error
+
+    @property
+    def closing(self) -> bool:
+        """close() or stop() was called (and no start since)."""
+        return self._state.closing
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the feed runs on (None before it first started)."""
+        return self._loop
+
     async def connect(self, timeout: float | None = 30.0) -> None:
         """Start on the running loop (never replacing it) and wait for the first open.
 
-        Raises AuthenticationError (401/403), ReconnectStoppedError, or TimeoutError (the feed is
-        closed first).
+        Raises AuthenticationError (401/403), PermanentConnectionError (what retrying cannot
+        cure: a 4xx, an untrusted certificate, no WebSocket endpoint), ReconnectStoppedError (the
+        policy ran out) or TimeoutError; the last two carry the last attempt's error as their
+        cause and in their message. The feed is closed first.
         """
         self._start_on_running_loop(reset=True)
         try:
@@ -121,7 +161,7 @@ class FeedClient:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close with 1000 and stop reconnecting; returns once the connection is gone."""
-        self._closing = True
+        self._state.closing = True
         if self._wakeup is not None:
             self._wakeup.set()
         transport = self._transport
@@ -139,16 +179,16 @@ class FeedClient:
                     transport.disconnect(False)
                 task.cancel()
                 await asyncio.wait([task], timeout=1.0)
-        self._fail_open_waiters(ReconnectStoppedError("the feed was closed"))
+        self._fail_open_waiters(FeedClosedError("the feed was closed"))
 
     async def wait_closed(self) -> None:
         """Wait until the feed stops; re-raises why it stopped, unless close() stopped it."""
         if self._task is not None:
             await asyncio.shield(self._task)
-        if self.error is not None and not self._closing:
+        if self.error is not None and not self.closing:
             raise self.error
 
-    async def __aenter__(self) -> "FeedClient":
+    async def __aenter__(self: _Feed) -> _Feed:
         await self.connect()
         return self
 
@@ -156,9 +196,10 @@ class FeedClient:
         await self.close()
 
     # -- background thread --------------------------------------------------------------------------
-    def start(self, timeout: float | None = 30.0) -> "FeedClient":
-        """Run the feed on its own event loop (uvloop) in a daemon thread; wait for the first open."""
-        if self._thread is not None and self._thread.is_alive():
+    def start(self: _Feed, timeout: float | None = 30.0) -> _Feed:
+        """Run the feed on its own event loop (uvloop) in a daemon thread; wait for the first open.
+        Raises as connect() does."""
+        if self.running or (self._thread is not None and self._thread.is_alive()):
             raise RuntimeError("already started")
         ready = threading.Event()
         outcome: list[BaseException] = []
@@ -177,13 +218,13 @@ class FeedClient:
                 finally:
                     loop.close()
 
-        self._closing = False
-        self.error = None
+        self._state.reset()
         self._thread = threading.Thread(target=main, name=f"fastfeed-{type(self).__name__}", daemon=True)
         self._thread.start()
         if not ready.wait(timeout if timeout is not None else None):
+            last = self._state.last_error
             self.stop()
-            raise TimeoutError(f"the feed did not open within {timeout} s")
+            raise TimeoutError(self._not_open_message(timeout, last)) from last
         if outcome:
             self.stop()
             raise outcome[0]
@@ -207,7 +248,7 @@ class FeedClient:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close and join the background thread within about `timeout` seconds (any thread)."""
-        self._closing = True
+        self._state.closing = True
         loop, thread = self._loop, self._thread
         if loop is not None and not loop.is_closed():
             try:
@@ -222,7 +263,7 @@ class FeedClient:
     def _schedule_close(self, timeout: float) -> None:
         self._closer = asyncio.ensure_future(self.close(timeout))
 
-    def __enter__(self) -> "FeedClient":
+    def __enter__(self: _Feed) -> _Feed:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -251,10 +292,14 @@ class FeedClient:
             return
         self._loop = loop
         if reset:
-            self._closing = False
-            self.error = None
+            self._state.reset()
         self._wakeup = asyncio.Event()
         self._task = loop.create_task(self._run(), name=f"fastfeed-{type(self).__name__}")
+
+    @staticmethod
+    def _not_open_message(timeout: float | None, last: BaseException | None) -> str:
+        why = f"the last attempt failed: {last}" if last is not None else "no attempt has finished yet"
+        return f"the feed did not open within {timeout} s; {why}"
 
     async def _wait_open(self, timeout: float | None) -> None:
         if self.connected:
@@ -267,7 +312,8 @@ class FeedClient:
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"the feed did not open within {timeout} s") from None
+            last = self._state.last_error
+            raise TimeoutError(self._not_open_message(timeout, last)) from last
         finally:
             if waiter in self._open_waiters:
                 self._open_waiters.remove(waiter)
@@ -286,83 +332,128 @@ class FeedClient:
                 w.exception()  # retrieved: a waiter that timed out must not warn at exit
 
     async def _attempt(self) -> tuple[Any, Any]:
-        token = (await resolve_token(self._token, self._token_provider)).reveal()
-        self._scrub.add(token)
-        url = self.url
-        if self.authorize:
-            url = await authorize(self.url, token, self._ssl_ctx, self.options.connect_timeout, self._scrub)
-        return await open_websocket(self._make_listener, url, token, ctx=self._ssl_ctx,
-                                    options=self.options, logger=self._picows_logger, scrub=self._scrub)
+        """One connection attempt. Whatever it meets becomes AuthenticationError,
+        PermanentConnectionError or (retryable) FeedConnectionError, keeping its cause."""
+        path = urlsplit(self.url).path.rstrip("/")
+        if path in self.RETIRED_PATHS:
+            raise PermanentConnectionError(self.RETIRED_PATHS[path])
+        feed_path = urlsplit(self.DEFAULT_URL).path
+        step = "token_provider"
+        try:
+            token = (await resolve_token(self._token, self._token_provider)).reveal()
+            self._scrub.add(token)
+            url = self.url
+            if self.authorize:
+                step = "authorize"
+                url = await authorize(self.url, token, self._ssl_ctx, self.options.connect_timeout,
+                                      self._scrub, feed_path)
+            step = "connect"
+            return await open_websocket(self._make_listener, url, token, ctx=self._ssl_ctx,
+                                        options=self.options, logger=self._picows_logger,
+                                        scrub=self._scrub, origin=self.url, feed_path=feed_path)
+        except (AuthenticationError, FeedConnectionError):
+            raise
+        except Exception as exc:  # anything else an attempt meets is worth another attempt
+            raise attempt_error(f"{step} raised {type(exc).__name__}: {exc}", exc, self._scrub)
 
     async def _run(self) -> None:
-        failures = 0
-        policy = self.reconnect_policy
+        state, policy = self._state, self.reconnect_policy
         try:
-            while not self._closing:
-                if failures:
-                    if not policy.allows(failures):
-                        what = "reconnecting is disabled" if not policy.enabled else \
-                            f"retryCount of {policy.max_attempts} exhausted."
-                        self._stop(ReconnectStoppedError(what), what)
+            while not state.closing:
+                if state.failures:
+                    if not policy.allows(state.failures):
+                        self._give_up()
                         return
-                    delay = policy.delay(failures, self._rng)
+                    delay = policy.delay(state.failures, self._rng)
                     limit = policy.max_attempts if policy.max_attempts is not None else "inf"
-                    self.events.emit(RECONNECTING, f"Auto reconnect attempt {failures}/{limit}")
-                    log.info("reconnect attempt %d in %.2f s", failures, delay)
+                    self.events.emit(RECONNECTING, f"Auto reconnect attempt {state.failures}/{limit}")
+                    log.info("reconnect attempt %d in %.2f s", state.failures, delay)
                     if await self._sleep(delay):
                         return
-                self._failures = failures
+                state.connecting()
+                self._open_failure = None
                 try:
                     transport, listener = await self._attempt()
-                except AuthenticationError as exc:
+                    if self._open_failure is None and listener is not self._listener and not state.closing:
+                        self._opened(listener)  # on_ws_connected did not run: should not happen
+                    if self._open_failure is not None:
+                        await self._drop_failed_open(transport, listener)
+                except (AuthenticationError, PermanentConnectionError) as exc:
                     log.error("%s: reconnecting stops", exc)
                     self.events.emit(ERROR, exc)
-                    self._stop(exc, f"{exc}; a new access token is needed")
+                    advice = "a new access token is needed" if isinstance(exc, AuthenticationError) \
+                        else "retrying cannot cure it"
+                    self._stop(exc, f"{exc}; {advice}")
                     return
-                except FastfeedError as exc:  # FeedConnectionError and its kin: try again
-                    failures += 1
+                except FeedConnectionError as exc:  # try again
+                    state.failed(exc)
                     self.failed_attempts += 1
                     log.warning("%s", exc)
                     self.events.emit(ERROR, exc)
                     continue
-                if self._closing:
+                if state.closing:
                     if not transport.is_disconnected:
                         transport.send_close(1000)
                         transport.disconnect()
                     return
-                if listener is not self._listener:  # on_ws_connected did not run: should not happen
-                    self._opened(listener)
                 await self._serve(transport, listener)
-                failures = 1
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # a bug: report it rather than die silently
             log.exception("the feed's connection loop failed")
             self._stop(exc, f"internal error: {exc}")
         finally:
-            self.connected = False
-            self._transport = None
-            if not self._closing and self.error is None:
-                self.error = ReconnectStoppedError("the feed stopped")
-            self._fail_open_waiters(self.error or ReconnectStoppedError("the feed was closed"))
+            self._transport = self._listener = None
+            if state.phase != STOPPED:
+                state.stopped(None if state.closing else ReconnectStoppedError("the feed stopped"))
+            self._fail_open_waiters(self.error or FeedClosedError("the feed was closed"))
+
+    def _give_up(self) -> None:
+        """The policy allows no more attempts: stop, saying what the last attempt met."""
+        policy, last = self.reconnect_policy, self._state.last_error
+        what = "reconnecting is disabled" if not policy.enabled else \
+            f"retryCount of {policy.max_attempts} exhausted."
+        text = what if last is None else f"{what.rstrip('.')}; the last attempt failed: {last}"
+        exc = ReconnectStoppedError(text)
+        exc.__cause__ = last
+        self._stop(exc, what)
+
+    async def _drop_failed_open(self, transport: Any, listener: Any) -> None:
+        """_on_open raised: the connection never counted as open; it is closed and the attempt
+        fails with that error."""
+        failure, self._open_failure = self._open_failure, None
+        if not transport.is_disconnected:
+            transport.disconnect()
+        try:
+            await asyncio.wait_for(transport.wait_disconnected(), 1.0)
+        except Exception:  # gone either way: disconnect(False) below
+            transport.disconnect(False)
+        self._conn_totals.update(listener.stats())
+        assert failure is not None
+        raise attempt_error(f"opening the connection failed: {type(failure).__name__}: {failure}",
+                            failure, self._scrub)
 
     def _opened(self, listener: Any) -> None:
         # Runs inside picows's on_ws_connected, before the first frame is handed over, so that
         # `open` comes before any data event and subscriptions go out at once.
+        self._transport, self._listener = listener.transport, listener
+        try:
+            self._on_open(listener, self._state.failures)
+        except Exception as exc:
+            # Not open: no `open` event, connect() goes on waiting, and the attempt fails.
+            log.exception("opening the connection failed")
+            self._open_failure = exc
+            self._transport = self._listener = None
+            # Frames already read with the upgrade still reach the listener: no callbacks for them.
+            listener.on_frame = listener.on_message = listener.wake = None
+            listener.transport.disconnect()
+            return
+        self._state.opened(time.monotonic(), self._delivered())
         self.connections += 1
         if self.connections > 1:
             self.reconnects += 1
-        self._transport, self._listener = listener.transport, listener
-        self.connected = True
         log.info("connected (connection %d)", self.connections)
-        try:
-            self._on_open(listener, self._failures)
-        except Exception as exc:
-            log.exception("opening the connection failed")
-            self.events.emit(ERROR, exc)
-            listener.transport.disconnect()
-        else:
-            self._end_gap(listener, self._failures)
+        self._end_gap(listener, max(1, self._state.failures))
         self._resolve_open_waiters()
         self.events.emit(OPEN)
 
@@ -371,19 +462,27 @@ class FeedClient:
             await transport.wait_disconnected()
         except Exception:  # the reason is in the listener's close code / flags
             pass
-        self.connected = False
+        state = self._state
+        closing = state.closing
         self._transport = None
         self._conn_totals.update(listener.stats())
         code, reason = listener.close_code, listener.close_reason
         if listener.pong_timeout:
             code, reason = 1006, f"no PONG within {self.options.ping_timeout} s: connection declared dead"
         elif not code:
-            code, reason = (1000, "closed by the client") if self._closing else \
+            code, reason = (1000, "closed by the client") if closing else \
                 (1006, "connection lost without a close frame")
+        now = time.monotonic()
+        lived = state.lived(now)
+        why = FeedConnectionError(f"the connection closed {lived:.2f} s after it opened: {code} {reason}".rstrip())
+        stable = state.lost(now, self._delivered(), self.reconnect_policy.stable_after, why)
         log.info("disconnected: %s %s", code, reason)
-        if not self._closing and self._stopped_ns is None:
+        if not stable and not closing:
+            log.warning("the connection lived %.2f s and delivered no data: counted as a failed "
+                        "attempt (%d in a row)", lived, state.failures)
+        if not closing and self._stopped_ns is None:
             self._stopped_ns = listener.last_frame_ns or listener.connected_ns or time.time_ns()
-        self._on_lost(listener, self._closing)
+        self._on_lost(listener, closing)
         self.events.emit(CLOSE, code, reason)
 
     def _end_gap(self, listener: Any, attempts: int) -> None:
@@ -409,7 +508,7 @@ class FeedClient:
         self.events.emit(ERROR, exc)
 
     def _stop(self, exc: BaseException, message: str) -> None:
-        self.error = exc
+        self._state.stopped(exc)
         self.events.emit(AUTO_RECONNECT_STOPPED, message)
         self._fail_open_waiters(exc)
         self._on_stopped(exc)
@@ -421,11 +520,11 @@ class FeedClient:
             await asyncio.wait_for(self._wakeup.wait(), delay)
         except asyncio.TimeoutError:
             pass
-        return self._closing
+        return self._state.closing
 
     # -- listener hooks (called by FeedListener on the loop) ---------------------------------------
     def _ws_connected(self, listener: Any) -> None:
-        if self._closing:
+        if self._state.closing:
             listener.transport.disconnect()
             return
         self._opened(listener)
@@ -450,6 +549,32 @@ class FeedClient:
     def _on_stopped(self, exc: BaseException) -> None:
         """The feed stopped for good on its own (auth failure, retries exhausted)."""
 
+    def _delivered(self) -> int:
+        """A count that grows with the data the feed has had (updates applied): a connection
+        that raised it was a working one, however short (see ReconnectPolicy.stable_after)."""
+        return 0
+
+    # -- for subclasses: the connection, read through methods ---------------------------------------
+    def _live_listener(self) -> Any:
+        """The open connection's listener, or None."""
+        return self._listener if self.connected else None
+
+    def _send_binary(self, payload: bytes) -> bool:
+        """Send one binary frame on the open connection; False if there is none."""
+        transport = self._transport
+        if transport is None or not self.connected:
+            return False
+        transport.send(_BINARY, payload)
+        return True
+
+    def _used_tokens(self) -> tuple[str, ...]:
+        """The tokens this feed has used, newest first (for scrubbing text it hands out)."""
+        return self._scrub.tokens
+
+    def _run_task(self) -> "asyncio.Task[None] | None":
+        """The connection loop's task (done once the feed stopped)."""
+        return self._task
+
     def _listener_totals(self) -> Counter[str]:
         """The listeners' counters, summed over every connection (the open one included)."""
         listener = self._listener
@@ -467,11 +592,6 @@ class FeedClient:
         for k in ("pings_received", "pings_sent", "pongs_received", "fragments", "oversized"):
             out[k] = totals[k]
         return out
-
-    @property
-    def state(self) -> str:
-        """"connected", "running" (connecting or between connections) or "stopped"."""
-        return "connected" if self.connected else ("running" if self.running else "stopped")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} {self.state} connections={self.connections}>"

@@ -3,7 +3,9 @@ call and the picows connect with its redirect, pings and timeouts."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import inspect
+import ipaddress
 import json
 import logging
 import random
@@ -14,15 +16,18 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from fastfeed.errors import AuthenticationError, FeedConnectionError
+from fastfeed.errors import AuthenticationError, FeedConnectionError, PermanentConnectionError
 from fastfeed.tokens import fingerprint
 
 log = logging.getLogger(__name__)
 
 TokenProvider = Callable[[], Union[str, Awaitable[str]]]
 FATAL_STATUSES = (401, 403)
+#: 4xx answers that a later attempt may not get (a timeout, too many connections): retried.
+RETRYABLE_4XX = (408, 429)
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
 # -- tokens ---------------------------------------------------------------------------------------
@@ -155,7 +160,14 @@ class ReconnectPolicy:
 
     Attempt n (1-based) waits ``min(max_delay, initial_delay * multiplier ** (n - 1))``, spread
     by ±``jitter`` (a fraction) so that many clients do not reconnect in step. ``max_attempts``
-    None retries forever; the count restarts after every successful open.
+    None retries forever.
+
+    n counts failed attempts in a row. A connection that opened counts as one too, unless it was
+    stable: it lived ``stable_after`` seconds (default 5 s) or delivered data (a quote, a
+    portfolio update). So a server that accepts and closes at once is backed off ever longer
+    until ``max_attempts`` ends it, while the loss of a working connection restarts the count at
+    attempt 1. Errors that retrying cannot cure (401/403, 4xx, an untrusted certificate) stop the
+    feed at once whatever the policy.
     """
 
     enabled: bool = True
@@ -164,6 +176,7 @@ class ReconnectPolicy:
     multiplier: float = 2.0
     jitter: float = 0.2
     max_attempts: int | None = None
+    stable_after: float = 5.0
 
     def __post_init__(self) -> None:
         if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
@@ -172,11 +185,15 @@ class ReconnectPolicy:
             raise ValueError("jitter is a fraction between 0 and 1")
         if self.max_attempts is not None and self.max_attempts < 0:
             raise ValueError("max_attempts must be >= 0 or None")
+        if self.stable_after < 0:
+            raise ValueError("stable_after must be >= 0")
 
     @classmethod
     def sdk_defaults(cls) -> "ReconnectPolicy":
-        """The official SDK's: a fixed 1 s interval, 5 attempts."""
-        return cls(initial_delay=1.0, max_delay=1.0, multiplier=1.0, jitter=0.0, max_attempts=5)
+        """The official SDK's: a fixed 1 s interval, 5 attempts, the count restarted by every
+        open (``stable_after=0``), however short-lived."""
+        return cls(initial_delay=1.0, max_delay=1.0, multiplier=1.0, jitter=0.0, max_attempts=5,
+                   stable_after=0.0)
 
     @classmethod
     def disabled(cls) -> "ReconnectPolicy":
@@ -190,6 +207,86 @@ class ReconnectPolicy:
         if self.jitter:
             base *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, base)
+
+
+# -- what a failed attempt raises ---------------------------------------------------------------------
+class _ScrubbedCause(Exception):
+    """Stands in for a cause whose text quoted a token (its traceback would show it)."""
+
+
+def attempt_error(message: str, cause: BaseException | None, scrub: Callable[[str], str], *,
+                  status: int | None = None, permanent: bool = False) -> FeedConnectionError:
+    """A FeedConnectionError (PermanentConnectionError if `permanent`) saying `message`, with
+    `cause` as its ``__cause__``. A cause whose text (its chain's included) shows a token this
+    feed used is replaced by a scrubbed stand-in, so that no traceback prints the token."""
+    cls = PermanentConnectionError if permanent else FeedConnectionError
+    err = cls(scrub(message)[:600], status)
+    if cause is not None:
+        text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        if scrub(text) != text:
+            cause = _ScrubbedCause(scrub(f"{type(cause).__name__}: {cause}"))
+        err.__cause__ = cause
+    return err
+
+
+def _where(url: str) -> str:
+    """A URL without its query: a one-time URL's code stays out of messages."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _status_error(status: int, url: str, scrub: Callable[[str], str], detail: str,
+                  feed_path: str, hint: bool, cause: BaseException | None = None) -> FeedConnectionError:
+    """The error of an HTTP answer that is not the one wanted (401/403 are handled apart)."""
+    if status < 300:
+        return attempt_error(f"{_where(url)} is not a WebSocket endpoint: it answered the upgrade "
+                             f"request with HTTP {status}", cause, scrub, status=status, permanent=True)
+    text = f"{detail}: HTTP {status} from {_where(url)}"
+    if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        if status == 404 and hint and feed_path and feed_path not in urlsplit(url).path:
+            text += f"; the feed is at the path {feed_path} (wss://api.upstox.com{feed_path})"
+        return attempt_error(text, cause, scrub, status=status, permanent=True)
+    return attempt_error(text, cause, scrub, status=status)
+
+
+def _tls_error(exc: BaseException, url: str, scrub: Callable[[str], str]) -> FeedConnectionError:
+    if isinstance(exc, ssl_module.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return attempt_error(f"TLS certificate verification failed for {_where(url)}: {exc}. Give "
+                             "ssl= an SSLContext that trusts the server's CA", exc, scrub, permanent=True)
+    return attempt_error(f"TLS failed with {_where(url)}: {exc}", exc, scrub)
+
+
+def may_carry_token(origin: str, target: str) -> bool:
+    """Whether a request to host `target` may carry the token meant for host `origin`.
+
+    The same host, or a host under the same registered domain, taken simply as the last two
+    labels: api.upstox.com may hand it on to wsfeeder-api.upstox.com, never to another domain.
+    IP addresses and localhost match only themselves. (Public suffixes of two labels, such as
+    co.in, are not special-cased: Upstox's hosts are under upstox.com.)
+    """
+    a, b = _host(origin), _host(target)
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    if _is_ip_or_local(a) or _is_ip_or_local(b):
+        return False
+    la, lb = a.split("."), b.split(".")
+    return len(la) >= 2 and len(lb) >= 2 and la[-2:] == lb[-2:] and all(la[-2:])
+
+
+def _host(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def _is_ip_or_local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # -- authorize --------------------------------------------------------------------------------------
@@ -235,7 +332,7 @@ def _get_json(url: str, token: str, ctx: ssl_module.SSLContext | None, timeout: 
     except urllib.error.HTTPError as exc:
         try:
             body = json.loads(_read_capped(exc) or b"null")
-        except (ValueError, FeedConnectionError, OSError):
+        except (ValueError, FeedConnectionError, OSError, http.client.HTTPException):
             body = None
         finally:
             exc.close()
@@ -243,21 +340,31 @@ def _get_json(url: str, token: str, ctx: ssl_module.SSLContext | None, timeout: 
 
 
 async def authorize(feed_url: str, token: str, ctx: ssl_module.SSLContext | None,
-                    timeout: float, scrub: Callable[[str], str]) -> str:
-    """The one-time WebSocket URL from the feed's authorize endpoint."""
+                    timeout: float, scrub: Callable[[str], str], feed_path: str = "") -> str:
+    """The one-time WebSocket URL from the feed's authorize endpoint.
+
+    Raises AuthenticationError (401/403), PermanentConnectionError (another 4xx but 408/429, an
+    untrusted certificate) or FeedConnectionError (anything else: worth another attempt).
+    """
     url = authorize_url_for(feed_url)
     secure = url.startswith("https:")
     try:
         status, body = await asyncio.to_thread(_get_json, url, token, ctx if secure else None, timeout)
     except FeedConnectionError:
         raise
-    except (OSError, ValueError) as exc:
-        # Built fresh, not chained: urllib's exceptions may carry the request.
-        raise FeedConnectionError(scrub(f"authorize failed: {type(exc).__name__}: {exc}")) from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason if isinstance(exc.reason, BaseException) else exc
+        if isinstance(reason, ssl_module.SSLError):
+            raise _tls_error(reason, url, scrub)
+        raise attempt_error(f"authorize failed: {type(reason).__name__}: {reason}", reason, scrub)
+    except Exception as exc:  # http.client's BadStatusLine, IncompleteRead, bad JSON, resets, ...
+        raise attempt_error(f"authorize failed: {type(exc).__name__}: {exc}", exc, scrub)
     if status in FATAL_STATUSES:
         raise AuthenticationError(status, _error_message(body, scrub))
+    if status >= 300:
+        raise _status_error(status, url, scrub, "authorize failed", feed_path, hint=True)
     if status != 200 or not isinstance(body, dict):
-        raise FeedConnectionError(f"authorize answered HTTP {status}", status)
+        raise FeedConnectionError(f"authorize answered HTTP {status} without a JSON object", status)
     data = body.get("data") or {}
     uri = data.get("authorized_redirect_uri") or data.get("authorizedRedirectUri")
     if not isinstance(uri, str) or not uri:
@@ -292,16 +399,38 @@ class ConnectOptions:
 async def open_websocket(listener_factory: Callable[[], Any], url: str, token: str, *,
                          ctx: ssl_module.SSLContext | None, options: ConnectOptions,
                          logger: logging.LoggerAdapter,  # type: ignore[type-arg]
-                         scrub: Callable[[str], str]) -> tuple[Any, Any]:
-    """Connect, follow redirects (the header goes again each time), and return (transport, listener).
+                         scrub: Callable[[str], str], origin: str | None = None,
+                         feed_path: str = "") -> tuple[Any, Any]:
+    """Connect, following up to ``options.max_redirects`` redirects, and return
+    (transport, listener), all within ``options.connect_timeout``.
 
-    Raises AuthenticationError for 401/403 and FeedConnectionError for everything else.
+    The Authorization header goes to `origin`'s host (default: `url`'s) and to hosts under the
+    same registered domain (``may_carry_token``), never to any other host a redirect names; a
+    redirect from wss:// to ws:// is refused. `feed_path` is where the feed lives, for the hint
+    a 404 elsewhere gets.
+
+    Raises AuthenticationError for 401/403, PermanentConnectionError for what retrying cannot
+    cure (another 4xx but 408/429, an untrusted certificate, an answer that is no WebSocket
+    upgrade) and FeedConnectionError for everything else.
     """
+    try:
+        return await asyncio.wait_for(
+            _follow(listener_factory, url, token, ctx, options, logger, scrub,
+                    urlsplit(origin or url).hostname or "", feed_path),
+            options.connect_timeout)
+    except asyncio.TimeoutError as exc:
+        raise attempt_error(f"connect to {_where(url)} timed out after {options.connect_timeout} s",
+                            exc, scrub)
+
+
+async def _follow(listener_factory: Callable[[], Any], url: str, token: str,
+                  ctx: ssl_module.SSLContext | None, options: ConnectOptions,
+                  logger: logging.LoggerAdapter,  # type: ignore[type-arg]
+                  scrub: Callable[[str], str], origin: str, feed_path: str) -> tuple[Any, Any]:
     from picows import WSHandshakeError, ws_connect
 
     ping = options.ping_interval
     kwargs: dict[str, Any] = dict(
-        extra_headers={"Authorization": f"Bearer {token}"},
         websocket_handshake_timeout=options.connect_timeout,
         logger_name=logger,
         enable_auto_ping=ping is not None,
@@ -309,36 +438,64 @@ async def open_websocket(listener_factory: Callable[[], Any], url: str, token: s
         auto_ping_reply_timeout=options.ping_timeout,  # <= ping_interval: FeedClient checks
         enable_auto_pong=False,  # the listener answers PINGs itself and counts them
         max_frame_size=options.max_frame_size,
-        max_redirects=options.max_redirects,
+        max_redirects=0,  # followed here, where the header is decided per host
         read_buffer_init_size=options.read_buffer_size,
         disconnect_on_exception=True,
     )
-    if url.startswith("wss:"):
-        kwargs["ssl_context"] = ctx
+    current = url
+    for hop in range(options.max_redirects + 1):
+        target = urlsplit(current)
+        headers = {"Authorization": f"Bearer {token}"} if may_carry_token(origin, target.hostname or "") else {}
+        try:
+            transport, listener = await ws_connect(
+                listener_factory, current, extra_headers=headers,
+                ssl_context=ctx if current.startswith("wss:") else None, **kwargs)
+        except WSHandshakeError as exc:
+            response = exc.response
+            if response is None:  # not HTTP at all
+                raise attempt_error(f"handshake with {_where(current)} failed: {exc}", exc, scrub)
+            status = int(response.status)
+            if status in FATAL_STATUSES:
+                raise AuthenticationError(status, _body_message(exc.raw_body, scrub)) from None
+            if status in REDIRECT_STATUSES:
+                current = _redirect(current, response.headers.get("Location"), status, scrub)
+                log.info("%s redirected (HTTP %d) to %s", _where(url), status, _where(current))
+                continue
+            raise _status_error(status, current, scrub, "handshake failed", feed_path,
+                                hint=hop == 0, cause=exc)
+        except ssl_module.SSLError as exc:
+            raise _tls_error(exc, current, scrub)
+        except OSError as exc:
+            raise attempt_error(f"connect to {_where(current)} failed: {type(exc).__name__}: {exc}",
+                                exc, scrub)
+        if listener is None:
+            # picows returns no listener when the peer closed before the upgrade completed.
+            if not transport.is_disconnected:
+                transport.disconnect(False)
+            raise FeedConnectionError(f"{_where(current)}: connection closed during the handshake")
+        return transport, listener
+    raise FeedConnectionError(f"{_where(url)}: more than {options.max_redirects} redirects, not followed")
+
+
+def _redirect(current: str, location: str | None, status: int, scrub: Callable[[str], str]) -> str:
+    if not location:
+        raise FeedConnectionError(f"{_where(current)} answered HTTP {status} (a redirect) without "
+                                  "a Location", status)
+    target = urlsplit(urljoin(current, location))
+    scheme = {"https": "wss", "http": "ws"}.get(target.scheme, target.scheme)
+    nxt = urlunsplit((scheme, target.netloc, target.path, target.query, ""))
+    if scheme not in ("ws", "wss"):
+        raise FeedConnectionError(scrub(f"{_where(current)} redirected to a {scheme}: URL"), status)
+    if current.startswith("wss:") and scheme != "wss":
+        raise FeedConnectionError(f"{_where(current)} redirected to {_where(nxt)}: not followed, "
+                                  "the feed and the token would travel unencrypted", status)
+    return nxt
+
+
+def _body_message(raw_body: bytes | None, scrub: Callable[[str], str]) -> str:
+    if not raw_body:
+        return ""
     try:
-        transport, listener = await asyncio.wait_for(ws_connect(listener_factory, url, **kwargs),
-                                                     options.connect_timeout)
-    except WSHandshakeError as exc:
-        status = exc.response.status if exc.response is not None else None
-        if status in FATAL_STATUSES:
-            message = ""
-            if exc.raw_body:
-                try:
-                    message = _error_message(json.loads(exc.raw_body), scrub)
-                except ValueError:
-                    pass
-            raise AuthenticationError(int(status), message) from None
-        text = f"handshake failed: HTTP {int(status)}" if status is not None else "handshake failed"
-        raise FeedConnectionError(scrub(f"{text}: {exc}")[:300], status) from None
-    except asyncio.TimeoutError:
-        raise FeedConnectionError(f"connect timed out after {options.connect_timeout} s") from None
-    except ssl_module.SSLError as exc:
-        raise FeedConnectionError(scrub(f"TLS failed: {exc}")) from None
-    except OSError as exc:
-        raise FeedConnectionError(scrub(f"connect failed: {type(exc).__name__}: {exc}")) from None
-    if listener is None:
-        # picows returns no listener when the peer closed before the upgrade completed.
-        if not transport.is_disconnected:
-            transport.disconnect(False)
-        raise FeedConnectionError("connection closed during the handshake")
-    return transport, listener
+        return _error_message(json.loads(raw_body), scrub)
+    except ValueError:
+        return ""
