@@ -238,7 +238,7 @@ def test_rows_running_out_keeps_the_known_keys():
     # Two new keys, one row left: the first new key on the wire gets it, the other is refused.
     assert dec.decode(frame(instrument_keys(4), "ltpc")) == 3
     kept, refused = dec.store.instruments[2], dec.take_rejected()
-    assert dec.store.instruments[:2] == instrument_keys(2)
+    assert sorted(dec.store.instruments[:2]) == instrument_keys(2)
     assert sorted([kept, *refused]) == instrument_keys(4)[2:]
     assert dec.errors == 0 and dec.rejected_keys == 1
     assert dec.quote(refused[0]) is None and dec.quote(kept).updates == 1
