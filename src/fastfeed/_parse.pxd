@@ -24,6 +24,7 @@ cdef enum:
     H_GREEKS = 8
     H_OHLC = 16
     H_FIRST = 32
+    H_STATS = 64            # SFeed.stats is set (zeroed when a branch with statistics starts)
 
 # Which map of MarketInfo a scratch status entry belongs to.
 cdef enum:

@@ -174,8 +174,6 @@ cdef bint compact_feeds(Scratch* s) noexcept nogil:
         f = &s.feeds[k]
         if f.row < 0:
             continue
-        if f.case_ == CASE_NONE:    # no branch: its ranges were never set, and are empty
-            f.q_start = f.q_count = f.b_start = f.b_count = f.b_dropped = 0
         # Pools fill in entry order, so moving the survivors' ranges down never overlaps ahead.
         memmove(&s.quotes[wq], &s.quotes[f.q_start], f.q_count * sizeof(SQuote))
         f.q_start = wq
@@ -304,15 +302,12 @@ cdef inline SStatus* new_status(Scratch* s, int32_t which) noexcept nogil:
 
 cdef inline void clear_case(Scratch* s, SFeed* f) noexcept nogil:
     # A oneof that switches branch drops what the other branch had, as protobuf does. The
-    # feed being parsed owns the pools' tails, so its dropped levels and bars are given back
-    # (a feed without a branch yet has none, and its ranges are not set).
-    if f.case_ != CASE_NONE:
-        s.n_quotes = f.q_start
-        s.n_bars = f.b_start
+    # feed being parsed owns the pools' tails, so its dropped levels and bars are given back.
+    s.n_quotes = f.q_start
+    s.n_bars = f.b_start
     f.b_dropped = 0
     f.ff_case = FF_NONE
     f.has = 0
-    f.stats = ZERO_STATS
     f.q_start = s.n_quotes
     f.q_count = 0
     f.b_start = s.n_bars
@@ -566,6 +561,14 @@ cdef inline int parse_market_ohlc(WireReader* r, Scratch* s, SFeed* f) noexcept 
     return 0
 
 
+cdef inline void start_stats(SFeed* f) noexcept nogil:
+    # Only MarketFullFeed and FirstLevelWithGreeks carry the statistics: an LTPC feed never
+    # pays for zeroing them.
+    if not (f.has & H_STATS):
+        f.stats = ZERO_STATS
+        f.has |= H_STATS
+
+
 cdef inline int parse_market_ff(WireReader* r, Scratch* s, SFeed* f) noexcept nogil:
     cdef Py_ssize_t saved
     cdef uint32_t tag
@@ -573,6 +576,7 @@ cdef inline int parse_market_ff(WireReader* r, Scratch* s, SFeed* f) noexcept no
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    start_stats(f)
     if wr_next(r, 0x0A) and parse_ltpc(r, f) < 0:
         return -1
     if wr_next(r, 0x12) and parse_market_level(r, s, f) < 0:
@@ -696,6 +700,7 @@ cdef inline int parse_greeks_feed(WireReader* r, Scratch* s, SFeed* f) noexcept 
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    start_stats(f)
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
@@ -759,7 +764,6 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
     cdef uint32_t tag
     cdef SFeed* f
     cdef bint has_key = False, dropped = False, full
-    cdef Py_ssize_t first_quote = s.n_quotes, first_bar = s.n_bars
     if wr_enter(r, &saved) < 0:
         return -1
     full = s.n_feeds == s.cap_feeds
@@ -779,6 +783,11 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
     f.case_ = CASE_NONE
     f.ff_case = FF_NONE
     f.has = 0
+    f.q_start = s.n_quotes
+    f.q_count = 0
+    f.b_start = s.n_bars
+    f.b_count = 0
+    f.b_dropped = 0
     if wr_next(r, 0x0A):
         if wr_len(r, &start, &n) < 0:
             return -1
@@ -816,8 +825,8 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
         if has_key and not utf8_valid(r.buf + f.key_off, f.key_len):
             return wr_fail(r, WE_UTF8, f.key_off)
         s.n_feeds -= 1
-        s.n_quotes = first_quote
-        s.n_bars = first_bar
+        s.n_quotes = f.q_start
+        s.n_bars = f.b_start
     return 0
 
 
