@@ -20,6 +20,7 @@ cdef dict WIRE_REASONS = {
     WE_GROUP: "unbalanced group",
     WE_DEPTH: "nesting deeper than 100",
     WE_UTF8: "string is not valid UTF-8",
+    WE_SIZE: "length prefix longer than 5 bytes",
 }
 cdef tuple STATUS_NAMES = ("PRE_OPEN_START", "PRE_OPEN_END", "NORMAL_OPEN", "NORMAL_CLOSE",
                            "CLOSING_START", "CLOSING_END")

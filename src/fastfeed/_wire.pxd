@@ -28,6 +28,7 @@ cdef enum WireError:
     WE_GROUP
     WE_DEPTH
     WE_UTF8
+    WE_SIZE
 
 ctypedef struct WireReader:
     const uint8_t* buf      # the whole frame
@@ -131,6 +132,8 @@ cdef inline int wr_len(WireReader* r, Py_ssize_t* start, Py_ssize_t* size) noexc
     cdef uint64_t n
     if wr_varint(r, &n) < 0:
         return -1
+    if r.pos - at > 5:
+        return wr_fail(r, WE_SIZE, at)  # upb reads a size as at most 5 bytes (fuzzing found it)
     if n >= 0x7FFFFFFF or <uint64_t>(r.end - r.pos) < n:
         return wr_fail(r, WE_LENGTH, at)
     start[0] = r.pos
