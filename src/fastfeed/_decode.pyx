@@ -188,8 +188,7 @@ cdef class FeedDecoder:
         memset(self.predicted, 0xFF, max_instruments * sizeof(int32_t))
         # The scratch keeps what the store can hold: a feed's first MAX_LEVELS depth levels, and
         # room to merge bars into twice the intervals a row keeps.
-        self.scratch.max_quotes = MAX_LEVELS
-        self.scratch.max_bars = 2 * MAX_BARS
+        init_scratch(&self.scratch, MAX_LEVELS, 2 * MAX_BARS)
         self._rejected = set()
         self._new_rejected = []
         self.market_status = {}

@@ -111,9 +111,8 @@ ctypedef struct SStatus:
 ctypedef struct Scratch:
     # What a frame costs here is bounded by what it means, not by its length: a key repeated
     # in a frame keeps only its last entry (as the map does) once the feeds pool is full, and
-    # with max_quotes / max_bars set (the decoder sets them to what its store keeps; to_dict
-    # keeps everything) a feed keeps its first max_quotes depth levels and at most max_bars
-    # distinct OHLC intervals. Pools that a frame left oversized shrink after the next frame.
+    # a feed keeps its first max_quotes depth levels and at most max_bars distinct OHLC intervals
+    # (the decoder sets them to what its store keeps; to_dict to PY_SSIZE_T_MAX, everything). Pools that a frame left oversized shrink after the next frame.
     Py_ssize_t max_quotes
     Py_ssize_t max_bars
     SQuote spare_quote      # where levels past max_quotes are parsed (checked, not kept)
@@ -138,6 +137,7 @@ ctypedef struct Scratch:
     Py_ssize_t cap_statuses
 
 
+cdef void init_scratch(Scratch* s, Py_ssize_t max_quotes, Py_ssize_t max_bars) noexcept nogil
 cdef int parse_frame(Scratch* s, const uint8_t* data, Py_ssize_t size) noexcept nogil
 cdef void settle_scratch(Scratch* s) noexcept nogil
 cdef Py_ssize_t scratch_bytes(Scratch* s) noexcept nogil

@@ -238,7 +238,7 @@ cdef bint compact_statuses(Scratch* s) noexcept nogil:
 
 
 cdef inline SQuote* new_quote(Scratch* s, SFeed* f) noexcept nogil:
-    if s.max_quotes and f.q_count >= s.max_quotes:
+    if f.q_count >= s.max_quotes:
         s.spare_quote = ZERO_QUOTE
         return &s.spare_quote
     if s.n_quotes == s.cap_quotes and not grow(<void**>&s.quotes, &s.cap_quotes, sizeof(SQuote)):
@@ -554,7 +554,7 @@ cdef inline int parse_market_ohlc(WireReader* r, Scratch* s, SFeed* f) noexcept 
             if b == NULL or parse_bar(r, b) < 0:
                 return -1
             f.b_count += 1
-            if s.max_bars and f.b_count > s.max_bars:
+            if f.b_count > s.max_bars:
                 merge_last_bar(s, f)
         elif wr_skip(r, tag) < 0:
             return -1
@@ -946,6 +946,13 @@ cdef int parse_frame(Scratch* s, const uint8_t* data, Py_ssize_t size) noexcept 
             s.err_pos = r.err_pos
             return -1
     return 0
+
+
+cdef void init_scratch(Scratch* s, Py_ssize_t max_quotes, Py_ssize_t max_bars) noexcept nogil:
+    # Every scratch starts here: empty pools, and what a feed keeps of its levels and bars.
+    memset(s, 0, sizeof(Scratch))
+    s.max_quotes = max_quotes
+    s.max_bars = max_bars
 
 
 cdef void settle_scratch(Scratch* s) noexcept nogil:
