@@ -173,10 +173,17 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
 
 
 cdef class FeedDecoder:
-    """Decodes FeedResponse frames into a :class:`Store`: the snapshot table and the update ring.
+    """FeedDecoder(max_instruments=4096, ring_capacity=65536)
+--
+
+    Decodes FeedResponse frames into a :class:`Store`: the snapshot table and the update ring.
 
     One writer: call ``decode`` (or the transport's ``feed``) from one thread. Readers of the
     store may be on any thread.
+
+    ``max_instruments``: snapshot rows, one per instrument key, all allocated now; a frame that
+    needs more raises InstrumentLimitError. ``ring_capacity``: records in the update ring (a
+    power of two); a reader more than that behind loses the oldest.
     """
 
     def __cinit__(self, int max_instruments=4096, Py_ssize_t ring_capacity=1 << 16):
@@ -363,6 +370,9 @@ cdef class FeedDecoder:
         return self.store.quote(key)
 
     def reader(self, bint from_start=False):
+        """A new reader of the update ring with its own cursor: its first ``read()`` returns
+        what was decoded after this call, or, with ``from_start=True``, everything still in the
+        ring."""
         return self.store.reader(from_start)
 
     @property

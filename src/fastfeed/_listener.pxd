@@ -4,15 +4,19 @@
 from libc.stdint cimport int64_t, uint64_t
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
+from fastfeed._callbacks cimport FrameCallbacks
 from fastfeed._decode cimport FeedDecoder
+from fastfeed._tap cimport FrameTap
 
 
 cdef class FeedListener(WSListener):
     cdef FeedDecoder decoder
     cdef object owner
-    cdef public object on_frame
+    cdef public FrameCallbacks callbacks
     cdef public object on_message
     cdef public object wake
+    cdef public object resume
+    cdef public FrameTap tap       # recording: each message is copied here first (None: off)
     cdef readonly WSTransport transport
 
     # Continuation frames are reassembled here; the buffer is kept between messages.
@@ -37,6 +41,7 @@ cdef class FeedListener(WSListener):
     cdef readonly int64_t connected_ns
     cdef readonly int64_t last_frame_ns
     cdef readonly bint pong_timeout
+    cdef readonly bint detached
     cdef readonly int close_code
     cdef readonly str close_reason
 

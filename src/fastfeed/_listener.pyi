@@ -2,7 +2,9 @@ from typing import Any, Callable, Protocol
 
 from picows import WSFrame, WSListener, WSTransport
 
+from fastfeed._callbacks import FrameCallbacks
 from fastfeed._decode import FeedDecoder
+from fastfeed._tap import FrameTap
 
 class _Owner(Protocol):
     # With a decoder, the owner also gets _market_info(listener) and _instruments_rejected(listener).
@@ -11,9 +13,11 @@ class _Owner(Protocol):
     def _callback_failed(self, exc: BaseException) -> None: ...
 
 class FeedListener(WSListener):
-    on_frame: Callable[[int, int], Any] | None
+    callbacks: FrameCallbacks | None
     on_message: Callable[[bytes, bool], Any] | None
     wake: Callable[[], Any] | None
+    resume: Callable[[], Any] | None
+    tap: FrameTap | None
     transport: WSTransport | None
     max_message_size: int
     frames: int
@@ -30,6 +34,7 @@ class FeedListener(WSListener):
     connected_ns: int
     last_frame_ns: int
     pong_timeout: bool
+    detached: bool
     close_code: int
     close_reason: str
     def __init__(self, decoder: FeedDecoder | None, owner: _Owner,
@@ -37,5 +42,6 @@ class FeedListener(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None: ...
     def on_ws_disconnected(self, transport: WSTransport) -> None: ...
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None: ...
+    def detach(self) -> None: ...
     def feed_frame(self, payload: bytes | bytearray | memoryview, text: bool = False) -> None: ...
     def stats(self) -> dict[str, int]: ...

@@ -15,6 +15,7 @@ from fastfeed._clock cimport now_ns
 from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode
 
 from fastfeed._decode cimport FeedDecoder
+from fastfeed._tap cimport FrameTap, TAP_FRAME
 
 from fastfeed.errors import FastfeedError
 
@@ -22,14 +23,13 @@ cdef Py_ssize_t INITIAL_BUFFER = 64 * 1024
 cdef int NO_STATUS = 1005  # a CLOSE frame without a status code (RFC 6455 7.1.5)
 
 
-cdef inline int _reply_code(int received):
-    """The code a CLOSE is answered with: the peer's own, where it may be sent (RFC 6455 7.4.1:
-    1000-1003, 1007-1014 and 3000-4999), else 1000 for none and 1002 for one not allowed."""
-    if received == NO_STATUS:
-        return 1000
-    if (1000 <= received <= 1003) or (1007 <= received <= 1014) or (3000 <= received <= 4999):
-        return received
-    return 1002
+cdef int PROTOCOL_ERROR = 1002
+
+
+cdef inline bint _may_send(int code):
+    """A close code an endpoint may put on the wire (RFC 6455 7.4.1: 1000-1003, 1007-1014 and
+    3000-4999); any other (0, 1005, 1006, 5000...) in a CLOSE frame is a protocol error."""
+    return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
 
 
 cdef class FeedListener(WSListener):
@@ -42,8 +42,13 @@ cdef class FeedListener(WSListener):
     ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` and
     ``_instruments_rejected(listener)`` (with a decoder: new market status, keys refused a row)
     and ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
-    ``on_frame(n, recv_ns)``: called once per decoded frame that applied n > 0 updates.
+    ``callbacks``: the market feed's FrameCallbacks, called (in C) once per decoded frame that
+    applied n > 0 updates, or None.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
+    ``resume()``: called once, at the next data message, then cleared (a sleeping busy-poll
+    starts spinning again).
+    ``tap``: a recording's FrameTap; every data message is copied into it (C, no Python object).
+    ``detach()``: from then on, frames are only counted (not recorded, decoded or handed on).
     """
 
     def __init__(self, FeedDecoder decoder, owner, Py_ssize_t max_message_size=16 * 1024 * 1024):
@@ -51,9 +56,10 @@ cdef class FeedListener(WSListener):
             raise ValueError("max_message_size must be positive")
         self.decoder = decoder
         self.owner = owner
-        self.on_frame = None
+        self.callbacks = None
         self.on_message = None
         self.wake = None
+        self.resume = None
         self.transport = None
         self.max_message_size = max_message_size
         self.frag_type = -1
@@ -77,13 +83,22 @@ cdef class FeedListener(WSListener):
         # picows leaves this set when its auto-ping gave up waiting for a PONG.
         self.pong_timeout = transport.auto_ping_expect_pong
         hs = transport.close_handshake
-        if hs is not None and hs.recv is not None and self.close_code == 0:
-            # picows reads a CLOSE without a status code as 0; RFC 6455 reports it as 1005.
+        if hs is None or self.close_code != 0:
+            return
+        if hs.recv is not None:
+            # A CLOSE picows read but did not hand over. It reads one without a status code as
+            # 0; RFC 6455 reports that as 1005.
             self.close_code = <int>hs.recv.code or NO_STATUS
             self.close_reason = hs.recv.reason or ""
+        elif hs.sent is not None and hs.sent.code == PROTOCOL_ERROR:
+            # picows failed the connection itself (a frame against RFC 6455, a CLOSE with a code
+            # it refuses): reported as the 1002 it sent, with its reason.
+            self.close_code = PROTOCOL_ERROR
+            self.close_reason = hs.sent.reason or ""
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef WSMsgType t = frame.msg_type
+        cdef int code
         if t == WSMsgType.BINARY or t == WSMsgType.TEXT:
             if self.frag_type >= 0:
                 # A new message while a fragmented one is unfinished (a protocol error): the
@@ -125,10 +140,19 @@ cdef class FeedListener(WSListener):
                 # sent, so the reply is a plain 1000.
                 self.close_code = NO_STATUS
                 self.close_reason = ""
+                transport.send_close(<WSCloseCode>1000)
             else:
-                self.close_code = <int>frame.get_close_code()
-                self.close_reason = frame.get_close_reason() or ""
-            transport.send_close(<WSCloseCode>_reply_code(self.close_code))
+                code = <int>frame.get_close_code()
+                reason = frame.get_close_reason() or ""
+                if _may_send(code):
+                    self.close_code, self.close_reason = code, reason
+                else:
+                    # A code no endpoint may send (0, 1005, 1006...): the connection failed with
+                    # a protocol error, reported as the 1002 sent, the reason naming what came.
+                    self.close_code = PROTOCOL_ERROR
+                    self.close_reason = f"invalid close code {code} received" + \
+                        (f": {reason}" if reason else "")
+                transport.send_close(<WSCloseCode>self.close_code)
             transport.disconnect()
             return
         if t == WSMsgType.PONG:
@@ -159,9 +183,10 @@ cdef class FeedListener(WSListener):
             self.frag_dropping = True
             self.oversized += 1
             self.buf_len = 0
-            self.owner._frame_failed(self, FastfeedError(
-                f"fragmented message over max_message_size ({self.max_message_size} bytes) dropped"),
-                need)
+            if not self.detached:
+                self.owner._frame_failed(self, FastfeedError(
+                    f"fragmented message over max_message_size ({self.max_message_size} bytes) "
+                    "dropped"), need)
             return 0
         if need > self.buf_cap:
             cap = self.buf_cap if self.buf_cap else INITIAL_BUFFER
@@ -186,6 +211,18 @@ cdef class FeedListener(WSListener):
         self.frames += 1
         self.bytes += size
         self.last_frame_ns = recv_ns
+        if self.detached:
+            return 0
+        if self.resume is not None:
+            resume = self.resume
+            self.resume = None
+            try:
+                resume()
+            except Exception as exc:
+                self.owner._callback_failed(exc)
+        if self.tap is not None:
+            # Before decoding: a frame the decoder refuses is recorded too, to reproduce the bug.
+            self.tap.append(TAP_FRAME, recv_ns, data, size)
         if decoder is None:
             if self.on_message is not None:
                 try:
@@ -212,9 +249,9 @@ cdef class FeedListener(WSListener):
             self.rejected_seen = decoder.rejected_keys
             self.owner._instruments_rejected(self)
         if n > 0:
-            if self.on_frame is not None:
+            if self.callbacks is not None:
                 try:
-                    self.on_frame(n, recv_ns)
+                    self.callbacks.dispatch(n, recv_ns)
                 except Exception as exc:
                     self.owner._callback_failed(exc)
             if self.wake is not None:
@@ -231,11 +268,20 @@ cdef class FeedListener(WSListener):
                 self.owner._callback_failed(exc)
         return 0
 
+    # -- for the owner ---------------------------------------------------------------------------
+
+    def detach(self):
+        """Deliver nothing more (the connection failed to open): frames still read, such as those
+        that came with the upgrade, are counted and dropped, and the owner hears of none."""
+        self.detached = True
+        self.callbacks = None
+        self.on_message = self.wake = self.resume = None
+
     # -- for tests and tools --------------------------------------------------------------------
 
     def feed_frame(self, payload, bint text=False):
         """Deliver one complete message as if it had arrived (no socket involved)."""
-        cdef bytes b = bytes(payload)
+        cdef bytes b = payload if type(payload) is bytes else bytes(payload)
         self._deliver(<const char*>b, len(b), text)
 
     def stats(self):

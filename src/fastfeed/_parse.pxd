@@ -81,6 +81,9 @@ ctypedef struct SGreeks:
 ctypedef struct SFeed:
     Py_ssize_t key_off
     Py_ssize_t key_len
+    # The map entry's content (key and value fields) as it came: the NATS bridge forwards it.
+    Py_ssize_t entry_off
+    Py_ssize_t entry_len
     uint64_t hash
     int32_t row
     int32_t mode
@@ -120,6 +123,8 @@ ctypedef struct Scratch:
     int32_t type_
     int64_t current_ts
     bint has_market_info
+    Py_ssize_t info_off     # the last MarketInfo's content, as it came (for the NATS bridge)
+    Py_ssize_t info_len
     bint no_memory
     WireError err
     Py_ssize_t err_pos

@@ -9,6 +9,7 @@ from fastfeed._store cimport hash_key, same_bytes
 from fastfeed._wire cimport *
 
 from fastfeed.errors import DecodeError
+from fastfeed.schema import STATUS_NAMES
 
 cdef dict WIRE_REASONS = {
     WE_TRUNCATED: "truncated",
@@ -22,8 +23,6 @@ cdef dict WIRE_REASONS = {
     WE_UTF8: "string is not valid UTF-8",
     WE_SIZE: "length prefix longer than 5 bytes",
 }
-cdef tuple STATUS_NAMES = ("PRE_OPEN_START", "PRE_OPEN_END", "NORMAL_OPEN", "NORMAL_CLOSE",
-                           "CLOSING_START", "CLOSING_END")
 
 
 # --- UTF-8 -------------------------------------------------------------------------------------
@@ -778,6 +777,8 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
         return -1
     f = &s.feeds[s.n_feeds]
     s.n_feeds += 1
+    f.entry_off = r.pos
+    f.entry_len = r.end - r.pos
     f.key_off = 0
     f.key_len = 0
     f.mode = 0
@@ -891,6 +892,8 @@ cdef inline int parse_market_info(WireReader* r, Scratch* s) noexcept nogil:
     if wr_enter(r, &saved) < 0:
         return -1
     s.has_market_info = True
+    s.info_off = r.pos
+    s.info_len = r.end - r.pos
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1

@@ -8,9 +8,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from fastfeed._parse cimport *
 
-from fastfeed.quote import MODE_NAMES
-
-cdef tuple TYPE_NAMES = ("initial_feed", "live_feed", "market_info")
+from fastfeed.schema import REQUEST_MODE_NAMES, TYPE_NAMES
 cdef tuple MAP_NAMES = ("segmentStatus", "casMarketStatus", "preOpenSessionStatus")
 
 
@@ -133,7 +131,7 @@ cdef dict _feed_dict(Scratch* s, SFeed* f):
             inner["indexFF"] = body
         d["fullFeed"] = inner
     if f.mode != 0:
-        d["requestMode"] = enum_name(MODE_NAMES, f.mode)
+        d["requestMode"] = enum_name(REQUEST_MODE_NAMES, f.mode)
     return d
 
 

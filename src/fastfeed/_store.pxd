@@ -202,6 +202,7 @@ cdef class Store:
         (<volatile uint64_t*>&self.head)[0] = self.head + 1
 
     cdef void mark_all_stale(self) noexcept nogil
+    cpdef object quote_at(self, int32_t row)
     cdef object _records_from(self, uint64_t position, uint64_t n)
 
 

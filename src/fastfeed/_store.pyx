@@ -1,6 +1,10 @@
 """Instrument registry, snapshot table, update ring and ring readers, all fixed at construction."""
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDictProxy_New
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport NAN
 from libc.stdint cimport int32_t, uint32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
@@ -9,14 +13,15 @@ from libc.string cimport memcmp, memcpy, memset
 cdef extern from "<string.h>":
     size_t strnlen(const char* s, size_t maxlen)
 
-from types import MappingProxyType
+from dataclasses import fields as _dataclass_fields
 
 import numpy as np
 
 from fastfeed._clock cimport now_ns
 
 from fastfeed.errors import SeqlockTimeoutError
-from fastfeed.quote import Bar as _PyBar, Quote, KIND_NAMES, mode_name
+from fastfeed.quote import Bar as _PyBar, Quote
+from fastfeed.schema import KIND_NAMES, mode_of
 
 cdef Py_ssize_t ARENA_PER_KEY = 48
 
@@ -215,8 +220,15 @@ cdef class Store:
     # Python API ---------------------------------------------------------------------------
 
     def row(self, key):
-        """The row id of ``key``, or -1 if it was never seen."""
-        cdef bytes b = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        """The row id of ``key`` (a str, or its UTF-8 bytes), or -1 if it was never seen."""
+        cdef bytes b
+        if isinstance(key, str):
+            b = key.encode("utf-8")
+        elif isinstance(key, (bytes, bytearray, memoryview)):
+            b = bytes(key)
+        else:
+            raise TypeError(f"an instrument key is a str such as 'NSE_EQ|INE002A01018', not "
+                            f"{type(key).__name__}")
         return self.find(b, len(b), hash_key(b, len(b)))
 
     def key(self, int row):
@@ -264,11 +276,18 @@ cdef class Store:
     def quote(self, key):
         """The latest state of ``key`` as an immutable :class:`Quote`, or None if never seen."""
         cdef int32_t row = self.row(key)
-        cdef QuoteRow r
         if row < 0:
             return None
+        return self.quote_at(row)
+
+    cpdef object quote_at(self, int32_t row):
+        """The latest state of a row as an immutable :class:`Quote` (no key lookup: the row is
+        the one the registry gave, e.g. an update record's ``row``)."""
+        cdef QuoteRow r
+        if row < 0 or row >= self.n_rows:
+            raise IndexError(row)
         read_or_raise(self.rows, row, &r)
-        return _to_quote(self.keys[row], &r)
+        return _to_quote(<str>self.keys[row], &r)
 
     def reader(self, bint from_start=False):
         """A new reader of the ring; by default it starts at the newest update."""
@@ -329,29 +348,88 @@ cdef inline int clamp(int32_t n, int32_t most) noexcept nogil:
     return 0 if n < 0 else (most if n > most else n)
 
 
+cdef extern from *:
+    """
+    #include <structmember.h>
+    /* A Quote is built without its dataclass __init__ (a frozen dataclass's __init__ pays an
+       object.__setattr__ per field, microseconds for 32 fields): it is allocated as
+       object.__new__ does and each slot is filled as its member descriptor would fill it. */
+    static PyObject* ff_alloc(PyObject* type) {
+        return ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, 0);
+    }
+    /* The byte offset of an object slot in its instances, or -1 if `descr` is not one. */
+    static Py_ssize_t ff_slot_offset(PyObject* descr) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        PyMemberDef* m = ((PyMemberDescrObject*)descr)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
+        return m->offset;
+    }
+    /* Fill an empty slot (a new object's): takes a new reference to value. */
+    static inline void ff_slot_fill(PyObject* obj, Py_ssize_t offset, PyObject* value) {
+        Py_INCREF(value);
+        *(PyObject**)((char*)obj + offset) = value;
+    }
+    """
+    object ff_alloc(object type)
+    Py_ssize_t ff_slot_offset(object descr)
+    void ff_slot_fill(object obj, Py_ssize_t offset, object value)
+
+
+cdef enum:
+    QUOTE_FIELDS = 32
+
+# The byte offsets of Quote's slots in field order: _to_quote's values come in this order.
+cdef Py_ssize_t _QUOTE_SLOTS[QUOTE_FIELDS]
+
+
+cdef int _find_quote_slots() except -1:
+    names = [f.name for f in _dataclass_fields(Quote)]
+    if len(names) != QUOTE_FIELDS:
+        raise ImportError(f"fastfeed.quote.Quote has {len(names)} fields; _store builds {QUOTE_FIELDS}")
+    for i, name in enumerate(names):
+        _QUOTE_SLOTS[i] = ff_slot_offset(Quote.__dict__[name])
+        if _QUOTE_SLOTS[i] < 0:
+            raise ImportError(f"Quote.{name} is not a slot")
+    return 0
+
+
+_find_quote_slots()
+
+
+cdef tuple _levels(double* prices, int64_t* quantities, int n):
+    cdef tuple out = PyTuple_New(n)
+    cdef int i
+    for i in range(n):
+        level = (prices[i], quantities[i])
+        Py_INCREF(level)
+        PyTuple_SET_ITEM(out, i, level)
+    return out
+
+
 cdef object _to_quote(str key, QuoteRow* r):
     cdef int i
     cdef Py_ssize_t n
     cdef int levels = clamp(r.n_levels, MAX_LEVELS)
-    bids = tuple([(r.bid_p[i], r.bid_q[i]) for i in range(levels)])
-    asks = tuple([(r.ask_p[i], r.ask_q[i]) for i in range(levels)])
-    ohlc = {}
+    cdef dict ohlc = {}
     for i in range(clamp(r.n_bars, MAX_BARS)):
         n = strnlen(r.bars[i].interval, INTERVAL_SIZE)
-        ohlc[r.bars[i].interval[:n].decode("utf-8")] = _PyBar(
+        ohlc[PyUnicode_DecodeUTF8(r.bars[i].interval, n, NULL)] = tuple.__new__(_PyBar, (
             r.bars[i].open, r.bars[i].high, r.bars[i].low, r.bars[i].close,
-            r.bars[i].vol, r.bars[i].ts)
-    return Quote(
-        key=key, ltp=r.ltp, ltt=r.ltt, ltq=r.ltq, cp=r.cp,
-        ltpc_iep=r.ltpc_iep if r.flags & FLAG_LTPC_IEP else None,
-        atp=r.atp, vtt=r.vtt, oi=r.oi, iv=r.iv, tbq=r.tbq, tsq=r.tsq, iep=r.iep, rp=r.rp,
-        ieq=r.ieq, iiq_total=r.iiq_total, iiq_m=r.iiq_m, cas_eligible=bool(r.cas_eligible),
-        delta=r.delta, theta=r.theta, gamma=r.gamma, vega=r.vega, rho=r.rho,
-        bids=bids, asks=asks, ohlc=MappingProxyType(ohlc), mode=mode_name(r.mode),
-        kind=KIND_NAMES[clamp(r.kind, len(KIND_NAMES) - 1)],
-        server_ts=r.server_ts, recv_ns=r.recv_ns, updates=r.updates,
-        stale=bool(r.flags & FLAG_STALE),
+            r.bars[i].vol, r.bars[i].ts))
+    cdef tuple values = (
+        key, r.ltp, r.ltt, r.ltq, r.cp, r.ltpc_iep if r.flags & FLAG_LTPC_IEP else None,
+        r.atp, r.vtt, r.oi, r.iv, r.tbq, r.tsq, r.iep, r.rp,
+        r.ieq, r.iiq_total, r.iiq_m, r.cas_eligible != 0,
+        r.delta, r.theta, r.gamma, r.vega, r.rho,
+        _levels(r.bid_p, r.bid_q, levels), _levels(r.ask_p, r.ask_q, levels),
+        PyDictProxy_New(ohlc),
+        mode_of(r.mode), KIND_NAMES[clamp(r.kind, len(KIND_NAMES) - 1)],
+        r.server_ts, r.recv_ns, r.updates, (r.flags & FLAG_STALE) != 0,
     )
+    quote = ff_alloc(Quote)
+    for i in range(QUOTE_FIELDS):
+        ff_slot_fill(quote, _QUOTE_SLOTS[i], values[i])
+    return quote
 
 
 cdef class RingReader:

@@ -42,7 +42,8 @@ class SubscriptionLimitError(FastfeedError, ValueError):
 
     def __init__(self, cap: str, limit: int, requested: int, detail: str = "") -> None:
         message = f"subscription over the {cap} cap: {requested} > {limit}"
-        super().__init__(message + (f" ({detail})" if detail else ""))
+        super().__init__(message + (f" ({detail})" if detail else "")
+                         + "; nothing was changed: the subscriptions are as they were")
         self.cap = cap
         self.limit = limit
         self.requested = requested
@@ -98,3 +99,7 @@ class PortfolioDecodeError(FastfeedError, ValueError):
         self.kind = kind
         self.reason = reason
         self.text = text
+
+
+class CaptureError(FastfeedError, ValueError):
+    """A file that is not a fastfeed capture (or not the kind asked for), or pyarrow is missing."""

@@ -74,6 +74,10 @@ class EventRegistry:
         try:
             return fn(*args)
         except Exception:
-            self.callback_errors += 1
-            log.exception("%s: %s callback %r raised", self._owner, where, getattr(fn, "__qualname__", fn))
+            self.failed(fn, where)
             return None
+
+    def failed(self, fn: Callable[..., Any], where: str) -> None:
+        """Log and count the exception being handled, raised by user callback `fn`."""
+        self.callback_errors += 1
+        log.exception("%s: %s callback %r raised", self._owner, where, getattr(fn, "__qualname__", fn))

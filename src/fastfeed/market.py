@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
+from fastfeed._callbacks import FrameCallbacks
 from fastfeed._decode import FeedDecoder
 from fastfeed._listener import FeedListener
 from fastfeed._store import Store
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 UPSTOX_MARKET_URL = "wss://api.upstox.com/v3/feed/market-data-feed"
 _BINARY = 2  # picows WSMsgType.BINARY
-_LATENCY_SAMPLES = 4096  # callback-latency reservoir, most recent first; a power of two
+_PART_SNAPSHOT = 32  # PART_SNAPSHOT of a record's parts (_store.pxd): from an initial_feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,15 @@ class MarketFeed(FeedClient):
     Events (``on(event, fn)``): ``open()``, ``close(code, reason)``, ``error(exc)``,
     ``reconnecting(message)``, ``autoReconnectStopped(message)`` (the SDK's names and arguments),
     ``market_status(dict segment -> status)`` and ``gap(Gap)``. Callbacks run on the feed's loop.
+
+    ``busy_poll=True`` keeps the feed's loop polling instead of sleeping while it waits for data
+    (a frame is handled as soon as it lands, at the price of a core at 100 %);
+    ``busy_poll=<seconds>`` spins that long after the last frame, then sleeps until the next.
     """
 
     EVENTS = CONNECTION_EVENTS + (MARKET_STATUS, GAP)
     DEFAULT_URL = UPSTOX_MARKET_URL
+    FEED_NAME = "market"
     RETIRED_PATHS = {"/v2/feed/market-data-feed": (
         "Upstox switched the market-data feed v2 off on 2025-08-22: use v3, "
         f"{UPSTOX_MARKET_URL} (the path /v3/feed/market-data-feed)")}
@@ -81,12 +87,14 @@ class MarketFeed(FeedClient):
                  max_instruments: int = 4096, ring_capacity: int = 1 << 16,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK) -> None:
-        check_mode(mode)
+                 max_message_size: int = 16 * 1024 * 1024, request_chunk: int = DEFAULT_CHUNK,
+                 record: str | os.PathLike[str] | None = None,
+                 busy_poll: bool | float = False) -> None:
+        mode = check_mode(mode)
         super().__init__(access_token, token_provider=token_provider, url=url, authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
-                         max_frame_size=max_message_size)
+                         max_frame_size=max_message_size, busy_poll=busy_poll)
         self.plus = plus
         self.decoder = FeedDecoder(max_instruments, ring_capacity)
         self.store: Store = self.decoder.store
@@ -96,10 +104,7 @@ class MarketFeed(FeedClient):
         self._book_lock = threading.Lock()
         self._update_fns: list[Callable[[npt.NDArray[Any]], Any]] = []
         self._quote_fns: dict[str, list[Callable[[Quote], Any]]] = {}
-        self._quote_rows: dict[int, tuple[str, list[Callable[[Quote], Any]]]] = {}
-        self._rows_seen = -1
-        self._latency = np.zeros(_LATENCY_SAMPLES, dtype=np.int64)
-        self._latency_n = 0
+        self._callbacks = FrameCallbacks(self.store, self.events.failed)
         self._data_waiters: list[asyncio.Future[None]] = []
         # wait_for() callers: their future and its loop (a caller may run on another loop).
         self._quote_waiters: list[tuple[asyncio.Future[Quote], asyncio.AbstractEventLoop]] = []
@@ -109,11 +114,17 @@ class MarketFeed(FeedClient):
         instruments = list(instruments)
         if instruments:
             self.subscribe(instruments, mode)
+        if record is not None:
+            self.record(record)
 
     # -- subscriptions (any thread; before the connection opens too) --------------------------------
     def subscribe(self, keys: str | Iterable[str], mode: str = "ltpc") -> None:
         """Subscribe `keys` in `mode` (keys already subscribed change to it). Checked against
-        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed."""
+        Upstox's caps and ``max_instruments``: SubscriptionLimitError, nothing changed.
+
+        `mode` is one of `fastfeed.schema.MODES`, as `Quote.mode` reports it; the frames' name
+        ``full_d5`` is taken for ``full``."""
+        mode = check_mode(mode)
         with self._book_lock:
             keys = self._book.subscribe(keys, mode, known=len(self.store),
                                         is_known=self.store.__contains__)
@@ -125,25 +136,32 @@ class MarketFeed(FeedClient):
         self.call_soon(self._send, "unsub", keys, None)
 
     def change_mode(self, keys: str | Iterable[str], mode: str) -> None:
+        mode = check_mode(mode)
         with self._book_lock:
             keys = self._book.change_mode(keys, mode)
         self.call_soon(self._send, "change_mode", keys, mode)
 
     @property
     def subscriptions(self) -> dict[str, str]:
-        """Wanted subscriptions, key to mode (what every reconnect restores)."""
+        """Wanted subscriptions, key to mode: what you asked for, and what every reconnect
+        restores. Compare `instruments`, the keys the feed has sent data for."""
         with self._book_lock:
             return dict(self._book.wanted)
+
+    def _recording_subscriptions(self) -> dict[str, str]:
+        return self.subscriptions
 
     def _send(self, method: str, keys: list[str], mode: str | None) -> None:
         if not self.connected or not keys:
             return  # sent on open
         for payload in requests(method, keys, mode, self._request_chunk):
-            self._send_binary(payload)
+            if self._send_binary(payload):
+                self._record_request(payload)
 
     # -- reading --------------------------------------------------------------------------------------
     def quote(self, key: str) -> Quote | None:
-        """The latest Quote of `key` (None if it never arrived). Safe from any thread."""
+        """The latest Quote of `key` (None if it never arrived). Safe from any thread.
+        A key that is not a string raises TypeError."""
         return self.store.quote(key)
 
     @property
@@ -158,7 +176,9 @@ class MarketFeed(FeedClient):
 
     @property
     def instruments(self) -> list[str]:
-        """Instrument keys in snapshot row order."""
+        """Keys the feed has sent data for, in snapshot row order: ``snapshot[i]`` is
+        ``instruments[i]``. A row stays after its key is unsubscribed (rows are never freed), and
+        a subscribed key has no row until its first frame: compare `subscriptions`."""
         return self.store.instruments
 
     @property
@@ -169,8 +189,10 @@ class MarketFeed(FeedClient):
     def on_update(self, fn: Callable[[npt.NDArray[Any]], Any]) -> Callable[[npt.NDArray[Any]], Any]:
         """Call ``fn(records)`` once per decoded frame, after the snapshot is updated.
 
-        ``records`` are that frame's ring records (``RECORD_DTYPE``, one per instrument updated).
-        It is a view into the ring, valid during the call only: ``records.copy()`` to keep it.
+        ``records`` are that frame's ring records (``RECORD_DTYPE``, one per instrument updated),
+        a read-only view valid during the call only: ``records.copy()`` to keep it. (The same
+        view object over a buffer the records are copied into serves every frame of up to 64
+        records, so no numpy object is made per frame; a larger frame gets a view into the ring.)
         """
         if not callable(fn):
             raise TypeError("fn must be callable")
@@ -184,7 +206,6 @@ class MarketFeed(FeedClient):
             raise TypeError("fn must be callable")
         fns = [*self._quote_fns.get(key, []), fn]
         self._quote_fns = {**self._quote_fns, key: fns}
-        self._rows_seen = -1  # resolve key -> row again
         self.call_soon(self._arm_frame_callback)
         return fn
 
@@ -200,47 +221,18 @@ class MarketFeed(FeedClient):
         else:
             quote_fns.pop(key, None)
         self._quote_fns = quote_fns
-        self._rows_seen = -1
         self.call_soon(self._arm_frame_callback)
 
-    def _arm_frame_callback(self) -> None:
-        # The listener calls into Python per frame only while someone is listening.
-        listener = self._live_listener()
+    def _arm_frame_callback(self, listener: FeedListener | None = None) -> None:
+        # On the feed's loop. The listener calls into Python per frame only while someone is
+        # listening.
+        callbacks = self._callbacks
+        callbacks.set_update_fns(self._update_fns)
+        callbacks.set_quote_fns(self._quote_fns)
+        if listener is None:
+            listener = self._live_listener()
         if listener is not None:
-            listener.on_frame = self._dispatch if (self._update_fns or self._quote_fns) else None
-
-    def _dispatch(self, n: int, recv_ns: int) -> None:
-        started = time.time_ns()
-        self._latency[self._latency_n & (_LATENCY_SAMPLES - 1)] = started - recv_ns
-        self._latency_n += 1
-        records = self.store.latest(n)
-        call = self.events.call
-        for fn in self._update_fns:
-            call(fn, records, where="on_update")
-        if self._quote_fns:
-            self._dispatch_quotes(records)
-
-    def _dispatch_quotes(self, records: npt.NDArray[Any]) -> None:
-        store = self.store
-        if self._rows_seen != len(store):
-            self._rows_seen = len(store)
-            rows = {}
-            for key, fns in self._quote_fns.items():
-                row = store.row(key)
-                if row >= 0:
-                    rows[row] = (key, fns)
-            self._quote_rows = rows
-        quote_rows = self._quote_rows
-        if not quote_rows:
-            return
-        call = self.events.call
-        for row in records["row"].tolist():
-            entry = quote_rows.get(row)
-            if entry is not None:
-                key, fns = entry
-                quote = store.quote(key)
-                for fn in fns:
-                    call(fn, quote, where="on_quote")
+            listener.callbacks = callbacks if callbacks.active else None
 
     # -- async ----------------------------------------------------------------------------------------
     async def updates(self, limit: int | None = None, from_start: bool = False) -> AsyncIterator[UpdateBatch]:
@@ -359,8 +351,7 @@ class MarketFeed(FeedClient):
     # -- connection hooks -----------------------------------------------------------------------------
     def _make_listener(self) -> FeedListener:
         listener = FeedListener(self.decoder, self, self._max_message_size)
-        if self._update_fns or self._quote_fns:
-            listener.on_frame = self._dispatch
+        self._arm_frame_callback(listener)
         if self._data_waiters:
             listener.wake = self._wake
         return listener
@@ -372,6 +363,7 @@ class MarketFeed(FeedClient):
         for mode in MODES:
             for payload in requests("sub", by_mode.get(mode, []), mode, self._request_chunk):
                 transport.send(_BINARY, payload)
+                self._record_request(payload)
 
     def _delivered(self) -> int:
         return self.decoder.updates
@@ -387,8 +379,8 @@ class MarketFeed(FeedClient):
         self._release_waiters(exc)
 
     def _market_info(self, listener: Any) -> None:
-        if listener is self._live_listener():  # not from a connection whose opening failed
-            self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+        # Only an open connection's listener decodes (one that failed to open is detached).
+        self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
 
     def _instruments_rejected(self, listener: Any) -> None:
         limit = self.decoder.store.max_instruments
@@ -401,16 +393,24 @@ class MarketFeed(FeedClient):
 
     # -- stats ----------------------------------------------------------------------------------------
     def latency(self) -> dict[str, dict[str, float]]:
-        """Percentiles: receive time minus the frame's currentTs (ms, from the ring's records), and
-        frame arrival to callback start (µs, sampled only when a callback is registered)."""
+        """Percentiles from the ring's records: receive time minus the frame's currentTs (ms) of
+        live ticks, and apart of snapshot (initial_feed) records, whose currentTs may be older
+        and which would dominate a short run; and frame arrival in the listener to callback
+        start (µs, sampled only while a callback is registered; the last 4096 of each):
+        ``frame_to_callback_us`` for the first callback of each frame, ``frame_to_on_update_us``
+        and ``frame_to_on_quote_us`` (the Quote's build included) for each kind."""
         head = self.store.updates_written
         ring = self.store.ring[:min(head, self.store.ring_capacity)]
         sent = ring["server_ts"]
-        mask = sent > 0
-        server_lag = ring["recv_ns"][mask] / 1e6 - sent[mask]
-        samples = self._latency[:min(self._latency_n, _LATENCY_SAMPLES)] / 1e3
-        return {"recv_minus_server_ms": _percentiles(server_lag),
-                "frame_to_callback_us": _percentiles(samples)}
+        lag = ring["recv_ns"] / 1e6 - sent
+        snapshot = (ring["parts"] & _PART_SNAPSHOT) != 0
+        known = sent > 0
+        cb = self._callbacks
+        return {"recv_minus_server_ms": _percentiles(lag[known & ~snapshot]),
+                "snapshot_recv_minus_server_ms": _percentiles(lag[known & snapshot]),
+                "frame_to_callback_us": _percentiles(cb.samples_ns("first") / 1e3),
+                "frame_to_on_update_us": _percentiles(cb.samples_ns("on_update") / 1e3),
+                "frame_to_on_quote_us": _percentiles(cb.samples_ns("on_quote") / 1e3)}
 
     def stats(self) -> dict[str, Any]:
         d = self.decoder

@@ -4,17 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple
 
-# Feed.FeedUnion branch that last updated a row, by QuoteRow.kind.
-KIND_NAMES = ("none", "ltpc", "market", "index", "option_greeks")
-
-# RequestMode, as Upstox names it on the wire.
-MODE_NAMES = ("ltpc", "full_d5", "option_greeks", "full_d30")
-
-
-def mode_name(mode: int) -> str | int:
-    """The RequestMode name, or the number for a value this schema does not know."""
-    return MODE_NAMES[mode] if 0 <= mode < len(MODE_NAMES) else mode
-
 
 class Bar(NamedTuple):
     """One OHLC bar (MarketOHLC.ohlc); the interval is the key it is filed under."""
@@ -33,7 +22,9 @@ class Quote:
 
     Names follow the schema in snake_case. ``server_ts`` is the frame's ``currentTs`` (epoch ms),
     ``recv_ns`` the receive time (epoch ns). ``bids``/``asks`` are (price, quantity), best first.
-    ``ltpc_iep`` is LTPC.iep, None when the feed did not send it.
+    ``ltpc_iep`` is LTPC.iep, None when the feed did not send it. ``mode`` is the subscription
+    mode that produced the row, in the words `subscribe` takes (``"full"`` for the frames'
+    ``full_d5``), so ``feed.subscribe(key, quote.mode)`` asks for the same again.
     """
 
     key: str
@@ -62,7 +53,7 @@ class Quote:
     bids: tuple[tuple[float, int], ...]
     asks: tuple[tuple[float, int], ...]
     ohlc: Mapping[str, Bar]
-    mode: str | int
+    mode: str
     kind: str
     server_ts: int
     recv_ns: int

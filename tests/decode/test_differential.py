@@ -17,7 +17,7 @@ import fastfeed
 import strategies as S
 import wire
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
-from fastfeed.quote import mode_name
+from fastfeed.schema import mode_of
 from wire import FIXED32, FIXED64, LEN, SGROUP, VARINT, dbl, i64, sub
 
 
@@ -78,7 +78,7 @@ def check_decoder(decoder, payload: bytes):
     for key, feed in msg.feeds.items():
         q = decoder.quote(key)
         assert q is not None and q.key == key, (key, payload.hex())
-        assert q.mode == mode_name(feed.requestMode), (key, payload.hex())
+        assert q.mode == mode_of(feed.requestMode), (key, payload.hex())
         assert q.server_ts == msg.currentTs and q.recv_ns == 123
         ltpc = ltpc_of(feed)
         if ltpc is not None:

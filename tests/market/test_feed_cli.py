@@ -28,4 +28,4 @@ def test_demo_over_the_modes_cap_is_a_one_line_error() -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "2000" in out.stderr
-    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error:")
+    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("fastfeed: error:")

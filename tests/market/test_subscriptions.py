@@ -26,7 +26,7 @@ def test_subscribe_unsubscribe_and_change_mode(tls: bool) -> None:
                     quote = await feed.wait_for(key, timeout=5)
                     assert quote.key == key and quote.ltp > 0
                 assert newest(sim).subscriptions == {k: "full" for k in KEYS[:3]}
-                assert feed.quote(KEYS[0]).mode == "full_d5" and len(feed.quote(KEYS[0]).bids) == 5
+                assert feed.quote(KEYS[0]).mode == "full" and len(feed.quote(KEYS[0]).bids) == 5
 
                 feed.subscribe([KEYS[3]], "ltpc")
                 assert (await feed.wait_for(KEYS[3], timeout=5)).mode == "ltpc"
@@ -125,7 +125,7 @@ def test_max_instruments_is_a_cap_too() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="mode"):
-        MarketFeed(TOKEN, url="ws://127.0.0.1:9", mode="full_d5")
+        MarketFeed(TOKEN, url="ws://127.0.0.1:9", mode="full_d6")
     feed = MarketFeed(TOKEN, url="ws://127.0.0.1:9")
     with pytest.raises(ValueError, match="instrument key"):
         feed.subscribe(["RELIANCE"], "ltpc")

@@ -22,6 +22,7 @@ from fastfeed.portfolio import (
 )
 from fastfeed.sim.portfolio import PortfolioBook as SimBook
 from fastfeed.sim.prices import Market
+from fastfeed.tokens import fingerprint
 
 # Copied from docs/upstox-feeds.md section 2, as documented.
 DOC = {
@@ -319,7 +320,7 @@ def test_errors_never_carry_secrets() -> None:
     for text in (str(err), err.text, err.reason, repr(err)):
         assert TOKEN not in text and "my-api-secret-42" not in text
         assert TOKEN[:20] not in text
-    assert "Bearer ***" in err.text and '"order_id": "240221025997024"' in err.text
+    assert f"Bearer {fingerprint(TOKEN)}" in err.text and '"order_id": "240221025997024"' in err.text
     with pytest.raises(PortfolioDecodeError) as info:
         decode_update(f'{{"update_type":"Bearer {TOKEN}"}}')
     assert TOKEN not in str(info.value) and TOKEN[:20] not in info.value.reason
@@ -333,21 +334,28 @@ def test_error_text_is_cut_short() -> None:
 
 
 # -- scrub --------------------------------------------------------------------------------------
+FP = fingerprint
+
+
 @pytest.mark.parametrize("text,expected", [
-    ("Authorization: Bearer abc.def-ghi_jk", "Authorization: Bearer ***"),
-    ("authorization=bearer%20abc123", "authorization=bearer ***"),
-    (f"token is {TOKEN}!", "token is ***!"),
+    ("Authorization: Bearer abc.def-ghi_jk", f"Authorization: Bearer {FP('abc.def-ghi_jk')}"),
+    ("authorization=bearer%20abc123", f"authorization=bearer {FP('abc123')}"),
+    (f"token is {TOKEN}!", f"token is {FP(TOKEN)}!"),
     ('{"access_token": "s3cr3t", "instrument_token": "NSE_EQ|X"}',
-     '{"access_token": "***", "instrument_token": "NSE_EQ|X"}'),
+     f'{{"access_token": "{FP("s3cr3t")}", "instrument_token": "NSE_EQ|X"}}'),
     ("GET /v2/feed/authorize?code=zyx987&update_types=order",
-     "GET /v2/feed/authorize?code=***&update_types=order"),
+     f"GET /v2/feed/authorize?code={FP('zyx987')}&update_types=order"),
     ('{"order_id": "1", "status": "open"}', '{"order_id": "1", "status": "open"}'),
+    ("close code: 1000, status code 404", "close code: 1000, status code 404"),
 ])
 def test_scrub_patterns(text: str, expected: str) -> None:
     assert scrub(text) == expected
+    assert scrub(expected) == expected  # a fingerprint is never scrubbed again
 
 
 def test_scrub_explicit_secrets_and_bytes() -> None:
-    assert scrub(b"key=KEY1 pw=KEY12 x", secrets=["KEY1", b"KEY12", ""]) == "key=*** pw=*** x"
-    assert scrub("Bearer abc.def", secrets=["abc"]) == "Bearer ***"
+    assert scrub(b"key=KEY1 pw=KEY12 x", secrets=["KEY1", b"KEY12", ""]) == \
+        f"key={FP('KEY1')} pw={FP('KEY12')} x"
+    hidden = scrub("Bearer abc.def", secrets=["abc"])
+    assert hidden.startswith("Bearer tok-") and "abc" not in hidden
     assert scrub(b"\xffok") == "\ufffdok"

@@ -13,10 +13,10 @@ from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as sdk
 
 from fastfeed import FeedDecoder
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+from fastfeed.schema import MODES
 
 KEYS = ["NSE_EQ|INE002A01018", "NSE_INDEX|Nifty 50", "NSE_FO|43919", "MCX_FO|434855"]
 INTERVALS = ["1d", "I1", "I30", "1w", "I5", "an-interval-too-long"]
-MODE_NAMES = ["ltpc", "full_d5", "option_greeks", "full_d30"]
 STATS = ["atp", "vtt", "oi", "iv", "tbq", "tsq", "iep", "rp", "ieq", "iiqTotal", "iiqM",
          "casEligible"]
 
@@ -53,7 +53,7 @@ def reference_apply(state, resp):
             row = {**blank(), "updates": row["updates"]}  # the count survives a snapshot
         row["updates"] += 1
         row["server_ts"] = resp.currentTs
-        row["mode"] = MODE_NAMES[feed.requestMode]
+        row["mode"] = MODES[feed.requestMode]  # Quote.mode: the subscription words
         which = feed.WhichOneof("FeedUnion")
         if which == "ltpc":
             row["kind"] = "ltpc"

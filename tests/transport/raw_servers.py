@@ -50,11 +50,15 @@ class Connection:
         await self.send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         self.close()
 
-    async def accept_websocket(self) -> None:
+    async def accept_websocket(self, *messages: bytes) -> None:
+        """The upgrade, with binary `messages` (unmasked, unfragmented) in the same write: the
+        client reads them with the upgrade, before it can answer."""
         key = self.headers["sec-websocket-key"].encode()
         accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
+        frames = b"".join(bytes([0x82]) + _length(len(m)) + m for m in messages)
         await self.send(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+                         f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode()
+                        + frames)
 
     async def read_frame(self) -> tuple[int, bytes]:
         """One (masked) client frame: (opcode, payload)."""
@@ -70,6 +74,13 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _length(n: int) -> bytes:
+    """A server frame's payload length, in the shortest form (RFC 6455 5.2)."""
+    if n < 126:
+        return bytes([n])
+    return bytes([126]) + struct.pack("!H", n) if n < 1 << 16 else bytes([127]) + struct.pack("!Q", n)
 
 
 class RawServer:

@@ -1,15 +1,19 @@
-"""A CLOSE frame without a status code (reply 1000, report 1005), and where the Authorization
-header may go on a redirect: the original host, or a host under its registered domain."""
+"""How a connection's end is reported: a CLOSE frame without a status code (reply 1000, report
+1005), one with a code no endpoint may send (reply 1002, report 1002 with a reason naming the code), a close()
+right after the open; and where the Authorization header may go on a redirect: the original host,
+or a host under its registered domain."""
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import struct
 from typing import Any
 
 import pytest
 
 from fastfeed import MarketFeed, PortfolioFeed, ReconnectPolicy
+from fastfeed.events import CONNECTION_EVENTS
 from fastfeed.transport.connection import may_carry_token
 from fastfeed.sim import Simulator
 from feed_helpers import Recorder, run, wait_until
@@ -19,12 +23,22 @@ TOKEN = "test-token-redirects-0123456789"
 ONCE = ReconnectPolicy.disabled()
 
 
-@pytest.mark.parametrize("feed_cls", [MarketFeed, PortfolioFeed])
-@pytest.mark.parametrize("payload,code,reason", [(b"", 1005, ""),
-                                                 (struct.pack("!H", 1001) + b"bye", 1001, "bye")],
-                         ids=["no-code", "with-code"])
+FEEDS = [MarketFeed, PortfolioFeed]
+
+
+@pytest.mark.parametrize("feed_cls", FEEDS)
+@pytest.mark.parametrize("payload,code,reason,reply", [
+    (b"", 1005, "", 1000),  # 1005 must never be sent
+    (struct.pack("!H", 1001) + b"bye", 1001, "bye", 1001),
+    (struct.pack("!H", 0) + b"huh", 1002, "invalid close code 0 received: huh", 1002),
+    (struct.pack("!H", 0), 1002, "invalid close code 0 received", 1002),
+    (struct.pack("!H", 1006), 1002, "invalid close code 1006 received", 1002),
+    (struct.pack("!H", 5000) + b"x", 1002, "invalid close code 5000 received: x", 1002),
+    # refused by picows itself, which says why
+    (struct.pack("!H", 1005), 1002, ".*invalid close code.* 1005", 1002),
+], ids=["no-code", "with-code", "code-0", "code-0-no-reason", "code-1006", "code-5000", "code-1005"])
 def test_a_close_frame_is_answered_and_reported(feed_cls: Any, payload: bytes, code: int,
-                                                reason: str) -> None:
+                                                reason: str, reply: int) -> None:
     replies: list[tuple[int, bytes]] = []
 
     async def closing(conn: Connection) -> None:
@@ -43,12 +57,30 @@ def test_a_close_frame_is_answered_and_reported(feed_cls: Any, payload: bytes, c
             rec = Recorder(feed)
             await feed.connect(timeout=10)
             await wait_until(lambda: rec.named("close"), what="close event")
-            assert rec.named("close")[0] == (code, reason)
+            [(got_code, got_reason)] = rec.named("close")
+            assert got_code == code and re.fullmatch(reason, got_reason), got_reason
             await wait_until(lambda: replies, what="the client's CLOSE")
             [(_, data)] = replies
-            echoed = 1000 if code == 1005 else code  # 1005 must never be sent
-            assert struct.unpack("!H", data[:2])[0] == echoed
+            assert struct.unpack("!H", data[:2])[0] == reply
             await feed.close()
+    run(main())
+
+
+@pytest.mark.parametrize("feed_cls", FEEDS)
+def test_a_close_right_after_the_open_is_reported(feed_cls: Any) -> None:
+    """stop() from the open event: the feed is closing before it serves the connection, which
+    did open, so its close is reported too."""
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], ping_interval=None) as sim:
+            url = sim.market_url if feed_cls is MarketFeed else sim.portfolio_url
+            feed = feed_cls(TOKEN, url=url, reconnect=ONCE, ping_interval=None)
+            rec = Recorder(feed)
+            feed.on("open", feed.stop)
+            await feed.connect(timeout=10)
+            await asyncio.wait_for(feed.wait_closed(), 10)
+            assert [n for n in rec.names() if n in CONNECTION_EVENTS] == ["open", "close"]
+            [(code, _)] = rec.named("close")
+            assert code == 1000 and feed.state == "stopped" and feed.error is None
     run(main())
 
 

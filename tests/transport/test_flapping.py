@@ -12,7 +12,9 @@ import pytest
 
 from fastfeed import MarketFeed, PortfolioFeed, ReconnectPolicy, ReconnectStoppedError
 from fastfeed.errors import FeedConnectionError
+from fastfeed.proto import fastfeed_market_v3_pb2 as pb
 from fastfeed.sim import Faults, Simulator
+from fastfeed.sim.frames import market_info
 from feed_helpers import Recorder, run, wait_until
 from raw_servers import Connection, RawServer, feed_url
 
@@ -133,4 +135,34 @@ def test_a_feed_whose_on_open_always_fails_never_opens() -> None:
             with pytest.raises(ReconnectStoppedError, match="could not send the subscriptions"):
                 await feed.connect(timeout=10)
             assert not rec.named("open") and not feed.connected and feed.connections == 0
+    run(main())
+
+
+def test_frames_that_came_with_a_failed_open_reach_nothing() -> None:
+    """Frames read with the upgrade, behind a connection whose _on_open failed, are counted and
+    dropped: the store, the market status and the events never see them."""
+    key = "NSE_EQ|INE000A01011"
+    update = pb.FeedResponse(type=pb.live_feed, feeds={key: pb.Feed(ltpc=pb.LTPC(ltp=101.5))})
+    frames = [update.SerializeToString(), market_info(1_700_000_000_000)]
+
+    async def upgrade_and_data(conn: Connection) -> None:
+        await conn.read_request()
+        await conn.accept_websocket(*frames)
+        while (await conn.read_frame())[0] != 0x8:
+            pass
+
+    async def main() -> None:
+        async with RawServer(upgrade_and_data) as server:
+            feed = FailingOpen(TOKEN, url=feed_url(MarketFeed, server), ping_interval=None,
+                               reconnect=ReconnectPolicy.disabled())
+            feed.failures = 100
+            rec = Recorder(feed)
+            updates: list[Any] = []
+            feed.on_update(updates.append)
+            with pytest.raises(ReconnectStoppedError, match="could not send the subscriptions"):
+                await feed.connect(timeout=10)
+            assert feed._listener_totals()["frames"] == len(frames)  # they did arrive
+            assert feed.quote(key) is None and feed.instruments == [] and not updates
+            assert feed.stats()["frames"] == 0 and feed.stats()["market_info"] == 0
+            assert set(rec.names()) == {"error", "autoReconnectStopped"}
     run(main())

@@ -13,11 +13,28 @@ from fastfeed import FeedDecoder
 from fastfeed.benchmark.frames import case_frames, frame, instrument_keys
 
 
-def _sdk_classes():
-    # The reference: the official SDK's own generated classes, as its streamer uses them.
-    from upstox_client.feeder.proto import MarketDataFeedV3_pb2
+# The extra that installs the official SDK, which the "sdk" path (and e2e's SDK client) needs.
+SDK_EXTRA = "bench"
 
-    return MarketDataFeedV3_pb2
+
+def sdk_available() -> bool:
+    try:
+        import upstox_client  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _upb_classes():
+    # upb on the schema: the SDK's own generated classes when it is installed (as its streamer
+    # uses them), else fastfeed's, which are wire-identical; the runtime is the same upb.
+    if sdk_available():
+        from upstox_client.feeder.proto import MarketDataFeedV3_pb2
+
+        return MarketDataFeedV3_pb2
+    from fastfeed.proto import fastfeed_market_v3_pb2
+
+    return fastfeed_market_v3_pb2
 
 
 def read_every_field(msg) -> float:
@@ -63,17 +80,19 @@ def _ltpc(l) -> float:
 
 
 def paths() -> dict[str, Callable[[bytes], object]]:
-    """The decode paths compared, each a function of one frame."""
-    sdk = _sdk_classes()
-    parse = sdk.FeedResponse.FromString
+    """The decode paths compared, each a function of one frame; "sdk" only when the official
+    SDK is installed (`pip install 'fastfeed[bench]'`)."""
+    parse = _upb_classes().FeedResponse.FromString
     to_dict = json_format.MessageToDict
     decoder = FeedDecoder(max_instruments=8192, ring_capacity=1 << 16)
-    return {
+    out: dict[str, Callable[[bytes], object]] = {
         "fastfeed": decoder.decode,
         "upb": parse,
         "upb+fields": lambda b: read_every_field(parse(b)),
-        "sdk": lambda b: to_dict(parse(b)),
     }
+    if sdk_available():
+        out["sdk"] = lambda b: to_dict(parse(b))
+    return out
 
 
 def time_ns(fn: Callable[[bytes], object], payload: bytes, budget_s: float = 0.1,

@@ -8,7 +8,9 @@ Clients, each in its own process (pinned to CPU 0 when `taskset` is there; the s
 - websockets+upb: ``websockets`` on uvloop, ``FeedResponse.FromString`` per frame.
 
 Rates are instrument updates per second from the first to the last frame, and CPU is the client
-process's CPU time per update. Every figure comes from one run, side by side.
+process's CPU time per update. Every figure comes from one run, side by side. ``tls=True``
+serves wss:// with the simulator's throwaway CA, which the fastfeed and websockets clients
+trust (the SDK verifies nothing, as it never does).
 
     python -m fastfeed.benchmark.e2e          # prints the table
 """
@@ -19,24 +21,34 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
 TOKEN = "e2e-bench-token"
+CA_FILE_ENV = "FASTFEED_E2E_CA_FILE"  # set for a client process when the server is wss://
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
-DEFAULT_FRAMES = {"fastfeed": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
+DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000, "websockets+upb": 300_000,
+                  "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------
-def _client_fastfeed(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+def _ssl_context() -> Any:
+    import ssl
+
+    cafile = os.environ.get(CA_FILE_ENV)
+    return ssl.create_default_context(cafile=cafile) if cafile else None
+
+def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None) -> dict[str, Any]:
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
 
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url, instruments=keys, mode=mode, ping_interval=None,
-                          reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)))
+                          reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)),
+                          record=record, ssl=_ssl_context())
         first: list[float] = []
         feed.on("market_status", lambda status: first.append(time.process_time()) or
                 first.append(time.perf_counter()))
@@ -47,8 +59,12 @@ def _client_fastfeed(url: str, keys: list[str], mode: str) -> dict[str, Any]:
             pass
         wall_end, cpu_end = time.perf_counter(), time.process_time()
         d = feed.decoder
-        return {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
-                "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+        out = {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
+               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+        rec = feed.stop_recording()
+        if rec is not None:  # the file is finished after the clock stopped: it is not timed
+            out.update(recorded=rec["records"], dropped=rec["dropped"], file_bytes=rec["file_bytes"])
+        return out
 
     return uvloop.run(main())
 
@@ -65,7 +81,7 @@ def _client_websockets(url: str, keys: list[str], mode: str) -> dict[str, Any]:
         parse = pb.FeedResponse.FromString
         async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"},
                                       compression=None, max_size=1 << 24, ping_interval=None,
-                                      max_queue=64) as ws:
+                                      max_queue=64, ssl=_ssl_context()) as ws:
             await ws.send(request("sub", keys, mode))
             raw = await ws.recv()
             cpu0, t0 = time.process_time(), time.perf_counter()
@@ -123,7 +139,16 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
             "cpu_s": end_cpu - first[0]}
 
 
-_CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "websockets+upb": _client_websockets, "sdk": _client_sdk}
+def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """fastfeed recording every frame to a capture file (see fastfeed.capture)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"))
+
+
+_CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,
+                 "websockets+upb": _client_websockets, "sdk": _client_sdk}
 
 
 # -- the harness ------------------------------------------------------------------------------------
@@ -133,32 +158,45 @@ def _pin(cpu: int) -> list[str]:
     return []
 
 
-def _start_server(frames: int, instruments: int, per_frame: int, pin: bool) -> tuple[subprocess.Popen[str], str]:
+def _start_server(frames: int, instruments: int, per_frame: int, pin: bool,
+                  ca_file: str | None = None) -> tuple[subprocess.Popen[str], str]:
     cmd = [*(_pin(1) if pin else []), sys.executable, "-m", "fastfeed", "sim", "--bench",
            "--bench-frames", str(frames), "--token", TOKEN, "--instruments", str(instruments),
            "--instruments-per-frame", str(per_frame), "--ping-interval", "0", "--rate", "1"]
+    if ca_file:
+        cmd += ["--tls", "--ca-file", ca_file]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     base = proc.stdout.readline().strip()
-    if not base.startswith("ws://"):
+    if not base.startswith(("ws://", "wss://")):
         proc.kill()
         raise RuntimeError("the simulator did not start")
     return proc, base
 
 
 def run_client(kind: str, frames: int, *, mode: str = "full", instruments: int = 100,
-               per_frame: int = 1, pin: bool = True, timeout: float = 600) -> dict[str, Any]:
+               per_frame: int = 1, pin: bool = True, tls: bool = False,
+               timeout: float = 600) -> dict[str, Any]:
     """One client against its own benchmark-mode server; the result row."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ca_file = os.path.join(tmp, "ca.pem") if tls else None
+        return _run_client(kind, frames, mode, instruments, per_frame, pin, ca_file, timeout)
+
+
+def _run_client(kind: str, frames: int, mode: str, instruments: int, per_frame: int, pin: bool,
+                ca_file: str | None, timeout: float) -> dict[str, Any]:
     from fastfeed.sim.prices import universe
 
-    server, base = _start_server(frames, instruments, per_frame, pin)
+    server, base = _start_server(frames, instruments, per_frame, pin, ca_file)
+    env = {**os.environ, CA_FILE_ENV: ca_file} if ca_file else None
     try:
         url = base + "/v3/feed/market-data-feed"
         keys = universe(instruments, 0)
         code = ("import json,sys; from fastfeed.benchmark.e2e import _CLIENT_FUNCS as F; "
                 "print(json.dumps(F[sys.argv[1]](sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])))")
         out = subprocess.run([*(_pin(0) if pin else []), sys.executable, "-c", code, kind, url,
-                              json.dumps(keys), mode], capture_output=True, text=True, timeout=timeout)
+                              json.dumps(keys), mode], capture_output=True, text=True, timeout=timeout,
+                             env=env)
         if out.returncode != 0:
             raise RuntimeError(f"{kind} client failed: {out.stderr[-2000:]}")
         # The SDK prints its own noise at exit; the result is the last JSON line.
@@ -172,18 +210,19 @@ def run_client(kind: str, frames: int, *, mode: str = "full", instruments: int =
             server.kill()
     seconds = max(result["seconds"], 1e-9)
     updates = max(result["updates"], 1)
-    return {"client": kind, "mode": mode, "instruments_per_frame": per_frame, **result,
+    return {"client": kind, "mode": mode, "instruments_per_frame": per_frame, "tls": bool(ca_file),
+            **result,
             "updates_per_s": result["updates"] / seconds,
             "cpu_ns_per_update": result["cpu_s"] / updates * 1e9}
 
 
 def compare(*, mode: str = "full", per_frame: int = 1, instruments: int = 100,
             frames: dict[str, int] | None = None, clients: tuple[str, ...] = CLIENTS,
-            pin: bool = True) -> list[dict[str, Any]]:
+            pin: bool = True, tls: bool = False) -> list[dict[str, Any]]:
     """Rows for every client, with ``vs_sdk`` (updates per second over the SDK's) when the SDK ran."""
     counts = {**DEFAULT_FRAMES, **(frames or {})}
     rows = [run_client(kind, counts[kind], mode=mode, instruments=instruments, per_frame=per_frame,
-                       pin=pin) for kind in clients]
+                       pin=pin, tls=tls) for kind in clients]
     sdk = next((r for r in rows if r["client"] == "sdk"), None)
     for r in rows:
         r["vs_sdk"] = r["updates_per_s"] / sdk["updates_per_s"] if sdk else None
@@ -198,7 +237,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['client']:<16}{r['updates']:>12,}{r['seconds']:>9.2f}"
                      f"{r['updates_per_s']:>14,.0f}{r['cpu_ns_per_update']:>15,.0f}{vs:>9}")
     first = rows[0] if rows else {}
-    lines.append(f"loopback TCP, mode {first.get('mode')}, {first.get('instruments_per_frame')} "
+    lines.append(f"loopback {'TLS' if first.get('tls') else 'TCP'}, mode {first.get('mode')}, {first.get('instruments_per_frame')} "
                  "instrument(s) per frame, server and client in separate processes"
                  + (" pinned to CPUs 1 and 0" if _pin(0) else ""))
     return "\n".join(lines)

@@ -5,8 +5,8 @@ import random
 import time
 
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+from fastfeed.schema import REQUEST_MODE
 
-MODES = {"ltpc": 0, "full": 1, "option_greeks": 2, "full_d30": 3}
 
 
 def instrument_keys(n: int, segment: str = "NSE_FO") -> list[str]:
@@ -61,7 +61,7 @@ def frame(keys: list[str], mode: str = "full", *, seed: int = 1, live: bool = Tr
     for key in keys:
         price = rnd.uniform(50, 5000)
         feed = resp.feeds[key]
-        feed.requestMode = MODES[mode]
+        feed.requestMode = REQUEST_MODE[mode]
         if mode == "ltpc":
             _ltpc(feed.ltpc, rnd, price, now_ms)
         elif mode == "option_greeks":

@@ -31,7 +31,8 @@ class MarketDataStreamerV3(Streamer):
     before every connection, as the SDK does) or the access token itself. `url`: where to
     connect; by default ``fastfeed.compat.MARKET_DATA_URL`` as it is when ``connect()`` is
     called. `ssl`: an SSLContext, or False to turn verification off (logged). `plus`: the
-    account has Upstox Plus (``full_d30``).
+    account has Upstox Plus (``full_d30``). `busy_poll`: as MarketFeed's (the streamer's thread
+    keeps polling instead of sleeping while it waits, at the price of a core).
     """
 
     Mode = {
@@ -43,7 +44,7 @@ class MarketDataStreamerV3(Streamer):
 
     def __init__(self, api_client: Any = None, instrumentKeys: Iterable[str] = [],  # noqa: B006 (the SDK's signature)
                  mode: str = "ltpc", *, url: str | None = None, ssl: Any = None,
-                 plus: bool = False) -> None:
+                 plus: bool = False, busy_poll: bool | float = False) -> None:
         super().__init__(api_client)
         if mode not in self.Mode.values():
             raise ValueError(f"Invalid mode provided {mode}")
@@ -53,7 +54,7 @@ class MarketDataStreamerV3(Streamer):
         self._url = url
         engine = _MarketEngine(token_provider=self._access_token, url=url, plus=plus,
                                ssl=True if ssl is None else ssl,
-                               reconnect=ReconnectPolicy.disabled())
+                               reconnect=ReconnectPolicy.disabled(), busy_poll=busy_poll)
         engine.deliver = self._deliver
         self._bind(engine)
         keys = normalize_keys(instrumentKeys)

@@ -19,14 +19,15 @@ class _PortfolioEngine(Engine, PortfolioFeed):
 class PortfolioDataStreamer(Streamer):
     """``upstox_client.PortfolioDataStreamer``, with PortfolioFeed underneath.
 
-    `api_client`, `ssl`: as MarketDataStreamerV3. `url`: where to connect; by default
+    `api_client`, `ssl`, `busy_poll`: as MarketDataStreamerV3. `url`: where to connect; by default
     ``fastfeed.compat.PORTFOLIO_URL`` as it is when ``connect()`` is called (the update types
     are added to it).
     """
 
     def __init__(self, api_client: Any = None, order_update: bool = True,
                  position_update: bool = False, holding_update: bool = False,
-                 gtt_update: bool = False, *, url: str | None = None, ssl: Any = None) -> None:
+                 gtt_update: bool = False, *, url: str | None = None, ssl: Any = None,
+                 busy_poll: bool | float = False) -> None:
         super().__init__(api_client)
         self.order_update = order_update
         self.position_update = position_update
@@ -36,7 +37,7 @@ class PortfolioDataStreamer(Streamer):
         engine = _PortfolioEngine(token_provider=self._access_token, order=order_update,
                                   position=position_update, holding=holding_update,
                                   gtt=gtt_update, url=url, ssl=True if ssl is None else ssl,
-                                  reconnect=ReconnectPolicy.disabled())
+                                  reconnect=ReconnectPolicy.disabled(), busy_poll=busy_poll)
         engine.deliver = self._deliver
         self._bind(engine)
 

@@ -104,7 +104,6 @@ class Streamer:
         self._wakeup: asyncio.Event | None = None
         self._closer: asyncio.Future[None] | None = None
         self._retry: str | None = None  # what the handlers decided: "now", "after_interval"
-        self._open = False  # an open has been reported and its close not yet
 
     def _bind(self, feed: Any) -> None:
         self.feed = feed
@@ -217,7 +216,6 @@ class Streamer:
 
     # -- the feed's events as websocket-client's callbacks ------------------------------------------
     def _ws_open(self) -> None:
-        self._open = True
         self.handle_open()
 
     def _ws_error(self, exc: BaseException) -> None:
@@ -225,7 +223,6 @@ class Streamer:
         self.handle_error(exc)
 
     def _ws_closed(self, code: int, reason: str) -> None:
-        self._open = False
         received, received_reason, pong_timeout, by_us = self.feed.lost
         if by_us:  # disconnect(): websocket-client reports the close without an error
             self.handle_close(received or 1000, received_reason or None)
@@ -283,11 +280,6 @@ class Streamer:
                         await feed.wait_closed()
                     except Exception:  # the feed never retries: why it stopped is in the events
                         pass
-                if self._open:
-                    # disconnect() came between the open and the feed's serving the connection:
-                    # the feed closed it without a close event, which websocket-client would give.
-                    self._open = False
-                    self.handle_close(1000, None)
                 retry = self._retry
                 if retry is None or self._stopping:
                     break

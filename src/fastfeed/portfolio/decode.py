@@ -8,54 +8,23 @@ simulator's frames (noisy 2-vCPU VM) that store costs about 100-150 ns, 10-20 % 
 second, eager dict pass to find unknown keys up front would add 150-250 %, so it is not done.
 
 Anything wrong with a frame raises `PortfolioDecodeError` with the frame's text scrubbed of
-anything that looks like a token (`scrub`).
+anything that looks like a token (`fastfeed.tokens.scrub`).
 """
 from __future__ import annotations
 
-import re
 from typing import Iterable
 
 import msgspec
 
 from fastfeed.errors import PortfolioDecodeError
 from fastfeed.portfolio.records import GttUpdate, PortfolioUpdate
+from fastfeed.tokens import scrub
 
 __all__ = ["decode_update", "scrub"]
 
 _decode = msgspec.json.Decoder(PortfolioUpdate).decode
 
 _MAX_ERROR_TEXT = 2000  # characters of the (scrubbed) frame kept on a PortfolioDecodeError
-_HIDDEN = "***"
-_BEARER = re.compile(r"(?i)\b(bearer)(?:\s+|%20|\+)[A-Za-z0-9\-._~+/=%]+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_SECRET_VALUE = re.compile(
-    r"""(?ix)
-    (?<![\w])                       # a whole key: `instrument_token` is not `token`
-    (["']?(?:access_token|extended_token|refresh_token|authorization|client_secret|api_secret
-          |token|code)["']?
-     \s*[:=]\s*["']?)
-    (?!bearer\ \*\*\*)          # already scrubbed by _BEARER
-    [^"'&\s,;}]+
-    """
-)
-
-
-def scrub(text: str | bytes | bytearray | memoryview, secrets: Iterable[str | bytes] = ()) -> str:
-    """`text` as a str with anything that looks like a credential replaced by `***`.
-
-    Removes `Bearer <token>` (also URL-encoded), JWT-shaped strings (Upstox access tokens are JWTs),
-    the values of keys such as `access_token`, `authorization`, `token` and `code` in JSON or query
-    strings, and every string in `secrets` (the longest first), wherever it appears.
-    """
-    if not isinstance(text, str):
-        text = bytes(text).decode("utf-8", "replace")
-    text = _BEARER.sub(r"\1 " + _HIDDEN, text)
-    text = _JWT.sub(_HIDDEN, text)
-    text = _SECRET_VALUE.sub(r"\1" + _HIDDEN, text)
-    for secret in sorted((s.decode("utf-8", "replace") if isinstance(s, (bytes, bytearray)) else s
-                          for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, _HIDDEN)
-    return text
 
 
 def decode_update(raw: str | bytes, secrets: Iterable[str | bytes] = ()) -> PortfolioUpdate:

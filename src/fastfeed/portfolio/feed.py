@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections import Counter, deque
 from typing import Any, Callable, Mapping
@@ -153,18 +154,23 @@ class PortfolioFeed(FeedClient):
 
     The book (``orders``, ``positions``, ``holdings``, ``gtt_orders``, ``snapshot()``) is
     readable from any thread at any time; each read is an immutable snapshot.
+
+    ``busy_poll``: as MarketFeed's (True, or seconds to keep polling after the last message).
     """
 
     EVENTS = CONNECTION_EVENTS + (GAP,) + DATA_EVENTS
     DEFAULT_URL = UPSTOX_PORTFOLIO_URL
     FRAME_NAME = "portfolio frame"
+    FEED_NAME = "portfolio"
 
     def __init__(self, access_token: str | None = None, *, token_provider: TokenProvider | None = None,
                  order: bool = True, position: bool = False, holding: bool = False, gtt: bool = False,
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
                  queue_size: int = 4096, reconnect: ReconnectPolicy | None = None,
                  connect_timeout: float = 10.0, ping_interval: float | None = 10.0,
-                 ping_timeout: float = 5.0, max_message_size: int = 16 * 1024 * 1024) -> None:
+                 ping_timeout: float = 5.0, max_message_size: int = 16 * 1024 * 1024,
+                 record: str | os.PathLike[str] | None = None,
+                 busy_poll: bool | float = False) -> None:
         flags = (order, position, holding, gtt)
         types = tuple(t for t, wanted in zip(UPDATE_TYPES, flags) if wanted)
         if not types:
@@ -175,7 +181,7 @@ class PortfolioFeed(FeedClient):
                          url=portfolio_url(url or UPSTOX_PORTFOLIO_URL, types), authorize=authorize,
                          ssl=ssl, reconnect=reconnect, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, ping_timeout=ping_timeout,
-                         max_frame_size=max_message_size)
+                         max_frame_size=max_message_size, busy_poll=busy_poll)
         self.update_types: tuple[str, ...] = types
         self.book = PortfolioBook()
         self.queue_size = queue_size
@@ -185,6 +191,8 @@ class PortfolioFeed(FeedClient):
         self._errors_by_kind: Counter[str] = Counter()
         self.decode_errors = 0
         self.updates_missed = 0
+        if record is not None:
+            self.record(record)
 
     # -- the live book (any thread) -----------------------------------------------------------------
     @property
@@ -279,6 +287,9 @@ class PortfolioFeed(FeedClient):
         listener = FeedListener(None, self, self._max_message_size)
         listener.on_message = self._on_message
         return listener
+
+    def _recording_subscriptions(self) -> list[str]:
+        return list(self.update_types)
 
     # _on_open: nothing to send (the update types are in the URL; updates flow at once), and the
     # gap after a lost connection is FeedClient's.

@@ -29,6 +29,7 @@ class Counters:
     connections_refused: int = 0
     redirects: int = 0
     authorize_calls: int = 0
+    replays_finished: int = 0   # connections that were sent a whole capture
     faults: Counter[str] = field(default_factory=Counter)
     http_status: Counter[int] = field(default_factory=Counter)
 

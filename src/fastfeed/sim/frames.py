@@ -3,20 +3,17 @@ Upstox's), from the instruments of `prices`."""
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from typing import Iterable, MutableMapping
 
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+from fastfeed.schema import DEPTH, REQUEST_MODE
 
 from .prices import INDEX_SEGMENTS, SEGMENTS, Instrument
 
-MODES = ("ltpc", "full", "option_greeks", "full_d30")
-# What the server reports in Feed.requestMode for each subscription mode.
-REQUEST_MODE = {"ltpc": pb.ltpc, "full": pb.full_d5, "option_greeks": pb.option_greeks,
-                "full_d30": pb.full_d30}
-DEPTH = {"full": 5, "full_d30": 30}
 PHASES = ("open", "pre_open", "closed")
 
-# A live `full` tick leaves out parts now and then, as Upstox's do; a snapshot never does.
+# A live `full` tick leaves out parts now and then, as Upstox's do; a snapshot never does. Depth
+# is left out only while the price stays within the touch the client last got (see fill_feed).
 _OMIT_DEPTH = 0.15
 _OMIT_GREEKS = 0.30
 _OMIT_OHLC = 0.20
@@ -74,9 +71,15 @@ def _fill_greeks(msg: pb.OptionGreeks, inst: Instrument) -> None:
     msg.delta, msg.theta, msg.gamma, msg.vega, msg.rho = inst.greeks()
 
 
+# Key -> (best bid, best ask) of the depth a connection last sent for it.
+Touch = MutableMapping[str, "tuple[float, float]"]
+
+
 def fill_feed(feed: pb.Feed, inst: Instrument, mode: str, *, snapshot: bool, phase: str,
-              rng: random.Random) -> None:
-    """Fill `feed` with `inst` as a `mode` subscriber sees it."""
+              rng: random.Random, touch: Touch) -> None:
+    """Fill `feed` with `inst` as a `mode` subscriber sees it. `touch` is what this subscriber
+    holds: a tick leaves depth out only when the price is within the best bid and ask it was
+    last sent, so a client merging ticks never holds an LTP outside its own best bid/ask."""
     pre_open = phase == "pre_open" and inst.kind == "equity"
     auction = inst.auction() if pre_open else None
     iep = auction[0] if auction else 0.0
@@ -107,11 +110,14 @@ def fill_feed(feed: pb.Feed, inst: Instrument, mode: str, *, snapshot: bool, pha
         return
     ff = feed.fullFeed.marketFF
     _fill_ltpc(ff.ltpc, inst, pre_open, iep)
-    if snapshot or rng.random() >= _OMIT_DEPTH:
+    held = touch.get(inst.key)
+    if snapshot or held is None or not held[0] <= inst.ltp <= held[1] or rng.random() >= _OMIT_DEPTH:
         quotes = ff.marketLevel.bidAskQuote
-        for bq, bp, aq, ap in inst.depth(DEPTH[mode]):
+        rows = inst.depth(DEPTH[mode])
+        for bq, bp, aq, ap in rows:
             q = quotes.add()
             q.bidQ, q.bidP, q.askQ, q.askP = bq, bp, aq, ap
+        touch[inst.key] = (rows[0][1], rows[0][3])
     if inst.kind == "option" and (snapshot or rng.random() >= _OMIT_GREEKS):
         _fill_greeks(ff.optionGreeks, inst)
     if snapshot or rng.random() >= _OMIT_OHLC:
@@ -130,13 +136,13 @@ def fill_feed(feed: pb.Feed, inst: Instrument, mode: str, *, snapshot: bool, pha
 
 
 def feed_frame(kind: int, items: Iterable[tuple[Instrument, str]], now_ms: int, *, phase: str,
-               rng: random.Random) -> bytes:
+               rng: random.Random, touch: Touch) -> bytes:
     """One FeedResponse of type `kind` (initial_feed or live_feed) for (instrument, mode) pairs."""
     resp = pb.FeedResponse(type=kind, currentTs=now_ms)
     snapshot = kind == pb.initial_feed
     feeds = resp.feeds
     for inst, mode in items:
-        fill_feed(feeds[inst.key], inst, mode, snapshot=snapshot, phase=phase, rng=rng)
+        fill_feed(feeds[inst.key], inst, mode, snapshot=snapshot, phase=phase, rng=rng, touch=touch)
     return resp.SerializeToString()
 
 

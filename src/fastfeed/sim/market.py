@@ -10,12 +10,14 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+from fastfeed.schema import CAPS, METHODS, MODES, PLUS_MODES
 
 from . import frames
 from .auth import MARKET, Grant
 from .connection import Pacer, Session, now_ms
 from .faults import Faults
 from .prices import is_valid_key, stable_seed, universe
+from .replay import keep_subscribed
 from .redact import redacting_logger
 
 if TYPE_CHECKING:
@@ -23,15 +25,6 @@ if TYPE_CHECKING:
 
 log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 
-# Keys per connection: (one mode only, when modes are mixed). Upstox documents 1500 for full_d30
-# when mixed, above its own single-mode 50; we keep the smaller.
-DEFAULT_CAPS: dict[str, tuple[int, int]] = {
-    "ltpc": (5000, 2000),
-    "option_greeks": (3000, 2000),
-    "full": (2000, 1500),
-    "full_d30": (50, 50),
-}
-METHODS = ("sub", "unsub", "change_mode")
 _BLOB_BYTES = 256 * 1024  # benchmark mode: one transport write carries about this many bytes
 _MAX_PENDING = 64
 _YIELD_EVERY = 8          # benchmark mode: writes between two turns of the event loop
@@ -78,6 +71,8 @@ class MarketSession(Session):
     def __init__(self, sim: "Simulator", grant: Grant, faults: Faults, serial: int) -> None:
         super().__init__(sim, grant, faults, serial)
         self.subscriptions: dict[str, str] = {}
+        # Best bid and ask last sent per key: what the client holds (frames.fill_feed).
+        self.touch: dict[str, tuple[float, float]] = {}
         self._mode_counts: Counter[str] = Counter()
         self._order: list[str] = []
         self._order_dirty = False
@@ -104,6 +99,7 @@ class MarketSession(Session):
         if method == "unsub":
             for key in keys:
                 old = self.subscriptions.pop(key, None)
+                self.touch.pop(key, None)
                 if old is not None:
                     self._uncount(old)
                     for owed in self._pending:
@@ -133,13 +129,13 @@ class MarketSession(Session):
             log.info("%r: ignored a request that is not the documented JSON", self)
             return None
         if (method not in METHODS or not isinstance(keys, list)
-                or (method != "unsub" and mode not in frames.MODES)):
+                or (method != "unsub" and mode not in MODES)):
             log.info("%r: ignored a request with method=%.20r mode=%.20r", self, method, mode)
             return None
         return method, keys, mode
 
     def _subscribe(self, keys: list[Any], mode: str, *, only_existing: bool) -> list[str]:
-        if mode == "full_d30" and not self.grant.plus:
+        if mode in PLUS_MODES and not self.grant.plus:
             self.tally.bump("keys_dropped", len(keys))
             log.debug("%r: full_d30 without Upstox Plus, %d key(s) ignored", self, len(keys))
             return []
@@ -194,7 +190,7 @@ class MarketSession(Session):
     def snapshot_frame(self, keys_modes: Mapping[str, str]) -> bytes:
         ms = now_ms()
         return frames.feed_frame(pb.initial_feed, self._items(keys_modes, ms, False), ms,
-                                 phase=self.sim.phase, rng=self.rng)
+                                 phase=self.sim.phase, rng=self.rng, touch=self.touch)
 
     def _next_keys(self, count: int) -> list[tuple[str, str]]:
         if self._order_dirty:
@@ -222,7 +218,7 @@ class MarketSession(Session):
             return None
         ms = now_ms()
         return frames.feed_frame(pb.live_feed, self._items(pairs, ms, True), ms,
-                                 phase=self.sim.phase, rng=self.rng)
+                                 phase=self.sim.phase, rng=self.rng, touch=self.touch)
 
     def malformed_frame(self, valid: bytes, n: int) -> bytes:
         return frames.malformed(valid, n)
@@ -235,7 +231,7 @@ class MarketSession(Session):
             keys += [k for k in universe(count + len(keys), self.sim.seed) if k not in have][:count - len(keys)]
         ms = now_ms()
         return frames.feed_frame(pb.live_feed, self._items([(k, "full") for k in keys], ms, True),
-                                 ms, phase=self.sim.phase, rng=self.rng)
+                                 ms, phase=self.sim.phase, rng=self.rng, touch=self.touch)
 
     def _flush_pending(self) -> None:
         if self._pending:
@@ -247,6 +243,9 @@ class MarketSession(Session):
     async def drive(self) -> None:
         self._wake = asyncio.Event()
         await self.wait_writable()
+        if self.sim.replay is not None:
+            await self._play_capture()
+            return
         self.send_data(frames.market_info(now_ms(), self.sim.phase))
         loop = asyncio.get_running_loop()
         pacer = Pacer(loop.time())
@@ -339,3 +338,39 @@ class MarketSession(Session):
             writes += 1
             if writes % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    # -- serving a capture ------------------------------------------------------------------
+    async def _play_capture(self) -> None:
+        """The recorded frames from the first, once something is subscribed, keeping the entries
+        of the keys this connection subscribed; then the connection stays open, quiet."""
+        source = self.sim.replay
+        assert source is not None and self._wake is not None
+        while not self.subscriptions and not self.closing:
+            self._wake.clear()
+            await self._wake.wait()
+        loop = asyncio.get_running_loop()
+        origin: tuple[int, float] | None = None
+        sent = 0
+        for recv_ns, payload in source.frames():
+            self._pending.clear()  # no generated snapshots: the capture has its own
+            if source.speed:
+                if origin is None:
+                    origin = (recv_ns, loop.time())
+                delay = origin[1] + (recv_ns - origin[0]) / 1e9 / source.speed - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            frame = keep_subscribed(payload, self.subscriptions)
+            if frame is None:
+                continue
+            while not self.can_send():
+                if self.closing:
+                    return
+                await self.wait_writable()
+            self.send_data(frame)
+            sent += 1
+            if sent % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # requests and pings get their turn
+        self.tally.bump("replays_finished")
+        while not self.closing:
+            self._wake.clear()
+            await self._wake.wait()

@@ -1,41 +1,12 @@
-"""Keeping access tokens out of the logs: a filter that rewrites every `Authorization` header value
-and every `Bearer <token>` in a record (message, arguments, exception text) to the token's
-fingerprint, and the logger picows is given for the simulator's connections."""
+"""Keeping access tokens out of the simulator's logs: a filter that passes every record (message,
+arguments, exception text) through `fastfeed.tokens.scrub`, and the logger picows is given for the
+simulator's connections."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from fastfeed.tokens import fingerprint
-
-# picows logs the raw upgrade request (bytes, shown with their repr) below DEBUG, so a header ends
-# at a real CR/LF or at the `\r` of a repr, and a token at whitespace, a quote or a backslash.
-_AUTHORIZATION = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)([^\r\n\\\"']*)")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)([^\s\\\"',;]+)")
-
-
-def _bearer(match: re.Match[str]) -> str:
-    return match.group(1) + fingerprint(match.group(2))
-
-
-def _header(match: re.Match[str]) -> str:
-    value = match.group(2)
-    if not value.strip() or _FINGERPRINTED.match(value):
-        return match.group(0)
-    return match.group(1) + "<redacted>"  # a scheme other than Bearer: nothing of it is kept
-
-
-_FINGERPRINTED = re.compile(r"(?i)\s*bearer\s+tok-[0-9a-f]{8}\s*$")
-
-
-def scrub(text: str) -> str:
-    """`text` with every Bearer token replaced by its fingerprint, and any other Authorization
-    value by `<redacted>`."""
-    lowered = text.lower()
-    if "bearer" not in lowered and "authorization" not in lowered:
-        return text
-    return _AUTHORIZATION.sub(_header, _BEARER.sub(_bearer, text))
+from fastfeed.tokens import scrub
 
 
 class RedactTokens(logging.Filter):

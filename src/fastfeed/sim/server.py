@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import ssl
 import time
 from http import HTTPStatus
@@ -14,15 +15,18 @@ from urllib.parse import parse_qs, quote, urlsplit
 from picows import (WSListener, WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener,
                     ws_create_server)
 
+from fastfeed.schema import CAPS
+
 from .auth import MARKET, PORTFOLIO, CodeBook, ConnectionCaps, Grant, TokenBook, bearer_token
 from .connection import Session
 from .counters import Counters
 from .faults import Faults
 from .frames import PHASES
-from .market import DEFAULT_CAPS, MarketSession
+from .market import MarketSession
 from .portfolio import UPDATE_TYPES, PortfolioSession, parse_update_types
 from .prices import Market, universe
 from .redact import picows_logger, redacting_logger
+from .replay import CaptureSource
 from .tls import LocalCA
 
 log = redacting_logger(__name__)  # no token may reach a log, even by mistake
@@ -71,6 +75,8 @@ class Simulator:
         caps: Mapping[str, tuple[int, int]] | None = None,
         code_ttl: float = 60.0,
         max_frame_size: int = 1 << 20,
+        replay: str | os.PathLike[str] | None = None,
+        replay_speed: float | None = None,
     ) -> None:
         if redirect_status not in (301, 302, 303, 307, 308):
             raise ValueError("redirect_status must be a 3xx redirect")
@@ -99,12 +105,16 @@ class Simulator:
         self.bench_frames = bench_frames
         self.bench_pool_size = bench_pool_size
         self.portfolio_rate = portfolio_rate
-        self.caps: dict[str, tuple[int, int]] = dict(DEFAULT_CAPS)
+        self.caps: dict[str, tuple[int, int]] = dict(CAPS)
         if caps:
             self.caps.update(caps)
         self.max_frame_size = max_frame_size
+        # A capture to serve instead of the generated market (see sim/replay.py).
+        self.replay = CaptureSource(replay, replay_speed) if replay is not None else None
         self.counters = Counters()
         self.sessions: set[Session] = set()
+        # Tasks of sessions already gone, cancelled but not yet ended: stop() waits for them too.
+        self._ending: set[asyncio.Task[Any]] = set()
         self.refuse_until = 0.0
         self._ca = LocalCA() if tls else None
         self._server: asyncio.Server | None = None
@@ -163,7 +173,7 @@ class Simulator:
         # on_ws_disconnected cancels a session's tasks, but a cancelled task only ends on a
         # later turn of the loop (a few, when it was inside wait_for); a session picows has not
         # yet reported lost still has them running. Cancel what is left and wait for all of it.
-        tasks = [t for s in sessions for t in s._tasks if not t.done()]
+        tasks = list({t for s in sessions for t in s._tasks if not t.done()} | self._ending)
         for t in tasks:
             t.cancel()
         if tasks:
@@ -371,3 +381,7 @@ class Simulator:
         if session in self.sessions:
             self.sessions.discard(session)
             self.conn_caps.release(session.grant, session.kind)
+        for task in session._tasks:
+            if not task.done():
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-import trustme
-
 
 class LocalCA:
     """A CA made at start, and a server certificate from it for 127.0.0.1, ::1 and localhost.
@@ -14,6 +12,10 @@ class LocalCA:
     """
 
     def __init__(self) -> None:
+        try:
+            import trustme  # only a wss:// simulator needs it: the `tls` extra
+        except ModuleNotFoundError:
+            raise RuntimeError("the simulator's TLS needs trustme: pip install 'fastfeed[tls]'") from None
         self._ca = trustme.CA(organization_name="fastfeed simulator")
         self._cert = self._ca.issue_cert("127.0.0.1", "::1", "localhost")
 

@@ -30,6 +30,7 @@ from fastfeed.events import (AUTO_RECONNECT_STOPPED, CLOSE, CONNECTION_EVENTS, E
                              RECONNECTING, EventRegistry, Gap)
 from fastfeed.loop import new_event_loop
 
+from .busy_poll import BusyPoll
 from .connection import (ConnectOptions, ReconnectPolicy, Scrubber, ScrubbingLogger, Secret,
                          TokenProvider, attempt_error, authorize, open_websocket, resolve_token,
                          tls_context)
@@ -49,6 +50,7 @@ class FeedClient:
     EVENTS: tuple[str, ...] = CONNECTION_EVENTS
     DEFAULT_URL = ""
     FRAME_NAME = "frame"  # what the bad-frame log line calls a message of this feed
+    FEED_NAME = ""        # what a capture's metadata calls this feed
     #: Paths of feeds Upstox has switched off, and what to say to a URL with one of them.
     RETIRED_PATHS: dict[str, str] = {}
 
@@ -56,7 +58,7 @@ class FeedClient:
                  url: str | None = None, authorize: bool = False, ssl: Any = None,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
                  ping_interval: float | None = 10.0, ping_timeout: float = 5.0,
-                 max_frame_size: int = 16 * 1024 * 1024) -> None:
+                 max_frame_size: int = 16 * 1024 * 1024, busy_poll: bool | float = False) -> None:
         if access_token is None and token_provider is None:
             raise ValueError("give an access_token or a token_provider")
         if token_provider is not None and not callable(token_provider):
@@ -87,6 +89,9 @@ class FeedClient:
         self.events = EventRegistry(self.EVENTS, owner=type(self).__name__)
         self._picows_logger = ScrubbingLogger(_picows_log, self._scrub)
         self._rng = random.Random()
+        # busy_poll: True, or seconds to keep spinning after the last message (see busy_poll.py).
+        self.busy_poll = busy_poll
+        self._poller = BusyPoll.from_option(busy_poll)
 
         self._state = ConnectionState()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,6 +108,7 @@ class FeedClient:
         self.gaps = 0
         self._stopped_ns: int | None = None  # when data stopped, while a connection is lost
         self.bad_frames = 0  # frames reported through _frame_failed (also the log throttle)
+        self._recorder: Any = None  # fastfeed.capture.Recorder while recording
 
         self._thread: threading.Thread | None = None
         self._closer: asyncio.Future[None] | None = None
@@ -180,6 +186,7 @@ class FeedClient:
                 task.cancel()
                 await asyncio.wait([task], timeout=1.0)
         self._fail_open_waiters(FeedClosedError("the feed was closed"))
+        self.stop_recording()
 
     async def wait_closed(self) -> None:
         """Wait until the feed stops; re-raises why it stopped, unless close() stopped it."""
@@ -358,6 +365,8 @@ class FeedClient:
 
     async def _run(self) -> None:
         state, policy = self._state, self.reconnect_policy
+        if self._poller is not None:
+            self._poller.start(asyncio.get_running_loop())
         try:
             while not state.closing:
                 if state.failures:
@@ -395,7 +404,10 @@ class FeedClient:
                     if not transport.is_disconnected:
                         transport.send_close(1000)
                         transport.disconnect()
-                    return
+                    if not self.connected:
+                        return
+                # The connection opened, even if close() came before this: it emitted `open`, so
+                # serving it to its end emits its `close`.
                 await self._serve(transport, listener)
         except asyncio.CancelledError:
             pass
@@ -403,6 +415,8 @@ class FeedClient:
             log.exception("the feed's connection loop failed")
             self._stop(exc, f"internal error: {exc}")
         finally:
+            if self._poller is not None:
+                self._poller.stop()
             self._transport = self._listener = None
             if state.phase != STOPPED:
                 state.stopped(None if state.closing else ReconnectStoppedError("the feed stopped"))
@@ -444,14 +458,17 @@ class FeedClient:
             log.exception("opening the connection failed")
             self._open_failure = exc
             self._transport = self._listener = None
-            # Frames already read with the upgrade still reach the listener: no callbacks for them.
-            listener.on_frame = listener.on_message = listener.wake = None
+            # Frames already read with the upgrade still reach the listener: it drops them.
+            listener.detach()
             listener.transport.disconnect()
             return
         self._state.opened(time.monotonic(), self._delivered())
         self.connections += 1
         if self.connections > 1:
             self.reconnects += 1
+        listener.tap = self._recorder.tap if self._recorder is not None else None
+        if self._poller is not None:
+            self._poller.attach(listener)
         log.info("connected (connection %d)", self.connections)
         self._end_gap(listener, max(1, self._state.failures))
         self._resolve_open_waiters()
@@ -492,6 +509,8 @@ class FeedClient:
         gap = Gap(self._stopped_ns, listener.connected_ns, attempts)
         self._stopped_ns = None
         self.gaps += 1
+        if self._recorder is not None:
+            self._recorder.gap(gap)
         log.info("%s was down %.3f s (%d attempt(s)): updates in between are lost",
                  type(self).__name__, gap.seconds, attempts)
         if GAP in self.events.names:
@@ -524,7 +543,8 @@ class FeedClient:
 
     # -- listener hooks (called by FeedListener on the loop) ---------------------------------------
     def _ws_connected(self, listener: Any) -> None:
-        if self._state.closing:
+        if self._state.closing:  # never opened: nothing it brings is delivered
+            listener.detach()
             listener.transport.disconnect()
             return
         self._opened(listener)
@@ -535,6 +555,57 @@ class FeedClient:
     def _callback_failed(self, exc: BaseException) -> None:
         self.events.callback_errors += 1
         log.error("a callback raised: %r", exc, exc_info=exc)
+
+    # -- recording ----------------------------------------------------------------------------------
+    def record(self, path: Any, *, compression: str = "lz4", max_bytes: int = 64 << 20,
+               flush_interval: float = 0.25) -> Any:
+        """Record every message received (and every request sent, every reconnect gap) into the
+        capture file `path` (Arrow IPC, see fastfeed.capture) until ``stop_recording()`` or
+        ``close()``. Any thread, running or not. Returns the ``Recorder`` (``.stats()``).
+
+        The receive path only copies each message into C memory; a writer thread compresses and
+        writes batches. If it falls ``max_bytes`` behind, messages are dropped and counted (a
+        gap record in the file marks the span) rather than the feed ever waiting for the disk.
+        """
+        from fastfeed.capture.recorder import Recorder
+
+        if self._recorder is not None:
+            raise RuntimeError(f"already recording to {self._recorder.path}; stop_recording() first")
+        recorder = Recorder(path, feed=self.FEED_NAME, url=self.url,
+                            subscriptions=self._recording_subscriptions(), compression=compression,
+                            max_bytes=max_bytes, flush_interval=flush_interval)
+        self._recorder = recorder
+        self.call_soon(self._attach_tap)
+        return recorder
+
+    def stop_recording(self) -> dict[str, Any] | None:
+        """Finish the capture file (whatever is buffered is written); its ``stats()``, or None
+        when not recording. Blocks until the writer is done (one batch, usually milliseconds)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        stats = recorder.close()
+        self.call_soon(self._attach_tap)
+        return stats
+
+    @property
+    def recording(self) -> Any:
+        """The Recorder while recording, else None."""
+        return self._recorder
+
+    def _attach_tap(self) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener.tap = self._recorder.tap if self._recorder is not None else None
+
+    def _record_request(self, payload: bytes) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.request(payload)
+
+    def _recording_subscriptions(self) -> Any:
+        """What the feed is subscribed to, for a capture's metadata."""
+        return None
 
     # -- subclass hooks ----------------------------------------------------------------------------
     def _make_listener(self) -> Any:
@@ -588,7 +659,8 @@ class FeedClient:
             totals = self._listener_totals()
         out: dict[str, Any] = {"connected": self.connected, "connections": self.connections,
                                "reconnects": self.reconnects, "failed_attempts": self.failed_attempts,
-                               "callback_errors": self.events.callback_errors}
+                               "callback_errors": self.events.callback_errors,
+                               "busy_poll": self._poller.stats() if self._poller is not None else None}
         for k in ("pings_received", "pings_sent", "pongs_received", "fragments", "oversized"):
             out[k] = totals[k]
         return out

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Union
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from fastfeed.errors import AuthenticationError, FeedConnectionError, PermanentConnectionError
-from fastfeed.tokens import fingerprint
+from fastfeed.tokens import Scrubber, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +57,6 @@ class Secret:
 
     def __reduce__(self) -> Any:  # a token must not leak through pickling into a recording
         raise TypeError("Secret cannot be pickled")
-
-
-class Scrubber:
-    """Replaces every token this feed has used with its fingerprint, in any text."""
-
-    def __init__(self, keep: int = 4) -> None:
-        self._tokens: tuple[str, ...] = ()
-        self._keep = keep
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        """The tokens scrubbed, newest first (an immutable tuple, replaced on every add)."""
-        return self._tokens
-
-    def add(self, token: str) -> None:
-        if token and token not in self._tokens:
-            self._tokens = (token, *self._tokens)[: self._keep]
-
-    def __call__(self, text: str) -> str:
-        for token in self._tokens:
-            if token in text:
-                text = text.replace(token, fingerprint(token))
-        return text
 
 
 class ScrubbingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Iterator, Sequence
 
-METHODS = ("sub", "unsub", "change_mode")
+from fastfeed.schema import METHODS
 
 # Keys per request frame. Upstox documents no limit; a chunk keeps each frame a few tens of KB.
 DEFAULT_CHUNK = 1000

@@ -5,27 +5,27 @@ caps itself so that going over raises :class:`SubscriptionLimitError` instead.
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Callable, Iterable, Mapping
 
 from fastfeed.errors import SubscriptionLimitError
+from fastfeed.schema import CAPS, MODE_ALIASES, MODES, PLUS_MODES
 
-MODES = ("ltpc", "full", "option_greeks", "full_d30")
-
-# Keys per connection: (only this mode subscribed, several modes mixed). Upstox documents 1500
-# for full_d30 when mixed, above its own single-mode 50; the smaller is the safe reading.
-CAPS: Mapping[str, tuple[int, int]] = {
-    "ltpc": (5000, 2000),
-    "option_greeks": (3000, 2000),
-    "full": (2000, 1500),
-    "full_d30": (50, 50),
-}
+log = logging.getLogger(__name__)
 
 
 def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; Upstox's modes are {', '.join(MODES)}")
-    return mode
+    """`mode` as a subscription mode. The frames' name for one (``full_d5``, as `to_dict` shows
+    it) is taken for the mode it stands for, and the log says so."""
+    if mode in MODES:
+        return mode
+    alias = MODE_ALIASES.get(mode) if isinstance(mode, str) else None
+    if alias is not None:
+        log.info("mode %r is the frames' name (requestMode) for the subscription mode %r; "
+                 "subscribing in %r", mode, alias, alias)
+        return alias
+    raise ValueError(f"unknown mode {mode!r}; Upstox's modes are {', '.join(MODES)}")
 
 
 def normalize_keys(keys: str | Iterable[str]) -> list[str]:
@@ -83,7 +83,7 @@ class SubscriptionBook:
         row. Rows are never freed, so a key once known stays known.
         """
         keys = normalize_keys(keys)
-        self._check_mode(mode, keys)
+        mode = self._check_mode(mode, keys)
         wanted = self.wanted
         counts = self._counts_after(keys, mode)
         self._check_caps(counts)
@@ -99,7 +99,7 @@ class SubscriptionBook:
 
     def change_mode(self, keys: str | Iterable[str], mode: str) -> list[str]:
         keys = normalize_keys(keys)
-        self._check_mode(mode, keys)
+        mode = self._check_mode(mode, keys)
         missing = [k for k in keys if k not in self.wanted]
         if missing:
             raise ValueError(f"change_mode of {len(missing)} key(s) not subscribed, e.g. {missing[0]!r}")
@@ -122,11 +122,13 @@ class SubscriptionBook:
         return keys
 
     # -- checks -----------------------------------------------------------------------------------
-    def _check_mode(self, mode: str, keys: list[str]) -> None:
-        check_mode(mode)
-        if mode == "full_d30" and not self.plus:
-            raise SubscriptionLimitError("full_d30 (Upstox Plus only)", 0, len(keys),
-                                         "pass plus=True if the account has Upstox Plus")
+    def _check_mode(self, mode: str, keys: list[str]) -> str:
+        mode = check_mode(mode)
+        if mode in PLUS_MODES and not self.plus:
+            raise SubscriptionLimitError(f"{mode} (Upstox Plus only)", 0, len(keys),
+                                         "Upstox ignores such keys without Plus; pass plus=True "
+                                         "if the account has Upstox Plus")
+        return mode
 
     def _counts_after(self, keys: list[str], mode: str) -> Counter[str]:
         counts = Counter(self._counts)  # one entry per mode: a copy costs nothing

@@ -1,0 +1,16 @@
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from fastfeed._store import Store
+
+PATHS: tuple[str, str, str]
+
+class FrameCallbacks:
+    def __init__(self, store: Store, report: Callable[[Callable[..., Any], str], Any]) -> None: ...
+    @property
+    def active(self) -> bool: ...
+    def set_update_fns(self, fns: Iterable[Callable[[npt.NDArray[Any]], Any]]) -> None: ...
+    def set_quote_fns(self, quote_fns: Mapping[str, Iterable[Callable[..., Any]]]) -> None: ...
+    def samples_ns(self, path: str) -> npt.NDArray[np.int64]: ...

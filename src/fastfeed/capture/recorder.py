@@ -1,0 +1,196 @@
+"""Recorder: a capture file being written, fed by a FrameTap, written by its own thread.
+
+The feed's receive path only copies each message into the tap's C chunks (see ``_tap.pyx``).
+This module's writer thread takes whole chunks, hands their arrays to pyarrow without a copy,
+and pyarrow compresses and writes them as one record batch (with the GIL released). A batch
+reaches the operating system when written, so a crash of the process loses only what was still
+in the chunks: at most one flush interval's worth, or the chunks the writer was behind by.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastfeed._tap import FrameTap
+from fastfeed.events import Gap
+
+from .file import COMPRESSIONS, GAP, KINDS, REQUEST, Path, proto_schema_hash, public_url, pyarrow, schema
+
+log = logging.getLogger(__name__)
+
+_open: "weakref.WeakSet[Recorder]" = weakref.WeakSet()
+
+
+def _fastfeed_version() -> str:
+    try:
+        return version("fastfeed")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Recorder:
+    """Writes one capture file. ``tap`` goes to the feed's listener; ``close()`` finishes the file.
+
+    ``compression``: "lz4" (the default: replays at memory speed) or "zstd" (a few per cent
+    smaller, but decompressing costs about as much as decoding).
+    ``chunk_bytes``/``max_bytes``: the tap's chunk size and its memory bound (past it, messages
+    are dropped and counted rather than the receive path waiting). ``flush_interval``: the
+    longest a recorded message waits in memory before it is written.
+    """
+
+    def __init__(self, path: Path, *, feed: str, url: str, subscriptions: Any,
+                 compression: str = "lz4", chunk_bytes: int = 4 << 20, max_bytes: int = 64 << 20,
+                 flush_interval: float = 0.25) -> None:
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
+        if not flush_interval > 0:
+            raise ValueError(f"flush_interval must be positive, not {flush_interval}")
+        pa = pyarrow()
+        self._pa = pa
+        self.path = os.fspath(path)
+        self.flush_interval = flush_interval
+        self.tap = FrameTap(chunk_bytes, max_bytes)
+        self.started_ns = time.time_ns()
+        self.metadata = {
+            "fastfeed_version": _fastfeed_version(), "proto_schema_hash": proto_schema_hash(),
+            "feed": feed, "feed_url": public_url(url),
+            "subscriptions": json.dumps(subscriptions, sort_keys=True),
+            "compression": compression, "started_ns": str(self.started_ns),
+        }
+        self._schema = schema(self.metadata)
+        self._kinds = pa.array(KINDS, pa.string())
+        self._sink = pa.OSFile(self.path, "wb")
+        # Compression runs in the writer thread itself, not in Arrow's thread pool: its cost is
+        # then where the writer is, and visible as the writer's.
+        options = pa.ipc.IpcWriteOptions(compression=compression, use_threads=False)
+        try:
+            self._writer = pa.ipc.new_stream(self._sink, self._schema, options=options)
+        except BaseException:
+            self._sink.close()
+            raise
+        self.batches = 0
+        self.file_bytes = self._sink.tell()
+        self.error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="fastfeed-recorder", daemon=True)
+        self._thread.start()
+        _open.add(self)
+
+    # -- the feed's side ---------------------------------------------------------------------------
+    def request(self, payload: bytes) -> None:
+        """A request the feed sent (subscribe, unsubscribe, change mode)."""
+        self.tap.add(REQUEST, payload)
+
+    def gap(self, gap: Gap) -> None:
+        """The connection was down from ``gap.stopped_ns`` to ``gap.restarted_ns``."""
+        self.tap.add(GAP, json.dumps({"reason": "reconnect", "stopped_ns": gap.stopped_ns,
+                                      "restarted_ns": gap.restarted_ns,
+                                      "attempts": gap.attempts}).encode())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Stop taking messages, write what is left, end the stream; returns ``stats()``. Never
+        raises for the disk's sake: a write that failed is logged and kept in ``error``."""
+        if not self._closed:
+            self._closed = True
+            self.tap.close()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("%s: the writer did not finish within %.1f s", self.path, timeout)
+            else:
+                try:
+                    self._finish()
+                except Exception as exc:  # a full disk: the file reads up to its last batch
+                    self.error = self.error or exc
+                    log.error("%s: finishing the file failed: %s", self.path, exc)
+            _open.discard(self)
+        return self.stats()
+
+    def stats(self) -> dict[str, Any]:
+        """Records and bytes taken, dropped (the writer was too far behind), batches and bytes
+        written."""
+        tap = self.tap
+        return {"path": self.path, "records": tap.records, "bytes": tap.bytes,
+                "dropped": tap.dropped, "batches": self.batches, "file_bytes": self.file_bytes,
+                "buffer_bytes": tap.allocated_bytes, "closed": self._closed,
+                "error": repr(self.error) if self.error is not None else None}
+
+    def __repr__(self) -> str:
+        return f"<Recorder {self.path} records={self.tap.records} batches={self.batches}>"
+
+    # -- the writer thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        tap = self.tap
+        interval = self.flush_interval
+        next_flush = time.monotonic() + interval
+        try:
+            while True:
+                closed = tap.closed
+                now = time.monotonic()
+                due = closed or now >= next_flush
+                cid = tap.take(due)
+                if cid >= 0:
+                    self._write(cid)
+                    continue
+                if closed:
+                    gap = tap.tail_gap()  # drops after the last message that fitted
+                    if gap is not None:
+                        self._write_gap(gap)
+                    return
+                if due:
+                    next_flush = now + interval
+                tap.wait(max(0.0, next_flush - time.monotonic()))
+        except BaseException as exc:  # a full disk, say: stop taking messages, keep the feed going
+            self.error = exc
+            tap.close()
+            log.error("%s: recording stopped: %s", self.path, exc)
+
+    def _write(self, cid: int) -> None:
+        pa = self._pa
+        n, recv, kind, offsets, data = self.tap.buffers(cid)
+        try:
+            batch = pa.RecordBatch.from_arrays([
+                pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(recv)]),
+                pa.DictionaryArray.from_arrays(
+                    pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(kind)]), self._kinds),
+                pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
+            ], schema=self._schema)
+            self._writer.write_batch(batch)
+            del batch
+        finally:
+            self.tap.give_back(cid)
+        self.batches += 1
+        self.file_bytes = self._sink.tell()
+
+    def _write_gap(self, payload: bytes) -> None:
+        pa = self._pa
+        self._writer.write_batch(pa.RecordBatch.from_arrays([
+            pa.array([time.time_ns()], pa.int64()),
+            pa.DictionaryArray.from_arrays(pa.array([GAP], pa.int8()), self._kinds),
+            pa.array([payload], pa.binary())], schema=self._schema))
+        self.batches += 1
+        self.file_bytes = self._sink.tell()
+
+    def _finish(self) -> None:
+        try:
+            self._writer.close()
+            self.file_bytes = self._sink.tell()
+        finally:
+            self._sink.close()
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    # A script that forgot to stop still gets a whole file (a crash would lose the last batch).
+    for recorder in list(_open):
+        recorder.close(timeout=5.0)

@@ -1,0 +1,154 @@
+"""busy_poll on MarketFeed and PortfolioFeed, against the simulator over real sockets: data still
+arrives, the loop keeps turning while it waits, and busy_poll=<seconds> goes back to sleeping
+after that long without a message and wakes at the next one (told by the spinner's counters)."""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import pytest
+
+from fastfeed import MarketFeed, PortfolioFeed
+from fastfeed.sim import Simulator, SimulatorThread
+from fastfeed.transport.busy_poll import BusyPoll
+
+from feed_helpers import client_for, run, wait_until
+
+TOKEN = "test-token-busy-poll-0123456789"
+KEY = "NSE_EQ|INE002A01018"
+
+
+def market(sim: Any, **kwargs: Any) -> MarketFeed:
+    return client_for(MarketFeed, sim, sim.market_url, TOKEN, ping_interval=None, **kwargs)
+
+
+def spinner(feed: Any) -> dict[str, Any]:
+    return feed.stats()["busy_poll"]
+
+
+def test_busy_poll_option_values() -> None:
+    assert BusyPoll.from_option(False) is None and BusyPoll.from_option(None) is None
+    assert BusyPoll.from_option(True).spin_seconds is None  # type: ignore[union-attr]
+    assert BusyPoll.from_option(math.inf).spin_seconds is None  # type: ignore[union-attr]
+    assert BusyPoll.from_option(0.25).spin_seconds == 0.25  # type: ignore[union-attr]
+    for bad in (0, -1.0, math.nan):
+        with pytest.raises(ValueError):
+            MarketFeed(TOKEN, busy_poll=bad)
+    with pytest.raises(TypeError):
+        PortfolioFeed(TOKEN, busy_poll="yes")  # type: ignore[arg-type]
+    feed = MarketFeed(TOKEN, busy_poll=0.5)
+    assert feed.busy_poll == 0.5 and spinner(feed)["spinning"] is False
+    assert MarketFeed(TOKEN).stats()["busy_poll"] is None
+
+
+def test_market_feed_busy_poll_gets_data_and_keeps_the_loop_turning() -> None:
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], rate=200, ping_interval=None) as sim:
+            feed = market(sim, instruments=[KEY], mode="full", busy_poll=True)
+            seen: list[tuple[float, float]] = []
+
+            def on_update(records: Any) -> None:
+                row = feed.snapshot[records["row"][-1]]
+                seen.append((float(records["ltp"][-1]), float(row["ltp"])))
+
+            feed.on_update(on_update)
+            async with feed:
+                await wait_until(lambda: len(seen) >= 20, what="updates while busy-polling")
+                first = spinner(feed)["spins"]
+                # The spinner is a callback of this very loop: it turns while we wait here.
+                await wait_until(lambda: spinner(feed)["spins"] > first + 100, what="spins")
+                state = spinner(feed)
+                assert state["spinning"] and state["sleeps"] == 0 and state["spin_seconds"] is None
+            assert all(a == b for a, b in seen)
+            assert feed.quote(KEY).ltp == seen[-1][0]  # type: ignore[union-attr]
+            assert spinner(feed)["spinning"] is False  # closed: the loop sleeps normally again
+    run(main())
+
+
+def test_busy_poll_seconds_sleeps_when_quiet_and_wakes_at_the_next_frame() -> None:
+    async def main() -> None:
+        # No subscription: after the market_info frame at open, nothing comes until we subscribe.
+        async with Simulator(tokens=[TOKEN], rate=2, ping_interval=None) as sim:
+            feed = market(sim, busy_poll=0.05)
+            async with feed:
+                await wait_until(lambda: feed.decoder.market_info_frames >= 1 and
+                                 spinner(feed)["sleeps"] >= 1 and not spinner(feed)["spinning"],
+                                 what="the spinner going to sleep after the market_info frame")
+                asleep = spinner(feed)
+                await asyncio.sleep(0.2)  # nothing arrives: it stays asleep and does not spin
+                assert spinner(feed)["spins"] == asleep["spins"] and not spinner(feed)["spinning"]
+                frames = feed.decoder.frames
+                feed.subscribe([KEY], "ltpc")
+                await wait_until(lambda: feed.decoder.frames > frames, what="the snapshot frame")
+                await wait_until(lambda: spinner(feed)["wakeups"] > asleep["wakeups"],
+                                 what="a wakeup by the frame")
+                assert spinner(feed)["spins"] > asleep["spins"]
+                # two ticks a second: it spins after each, then sleeps again in between
+                await wait_until(lambda: spinner(feed)["sleeps"] >= asleep["sleeps"] + 2,
+                                 what="sleeping again")
+                assert spinner(feed)["wakeups"] >= spinner(feed)["sleeps"] - 1
+    run(main())
+
+
+def test_busy_poll_in_the_background_thread() -> None:
+    with SimulatorThread(tokens=[TOKEN], rate=200, ping_interval=None) as sim:
+        feed = market(sim, instruments=[KEY], mode="ltpc", busy_poll=True)
+        got: list[Any] = []
+        feed.on_quote(KEY, got.append)
+        with feed:
+            limit = time.monotonic() + 30
+            while len(got) < 200 and time.monotonic() < limit:  # quotes come on the feed's thread
+                time.sleep(0.01)
+            assert len(got) >= 200
+            state = spinner(feed)
+            assert state["spinning"] and state["spins"] > 0
+        assert [q.key for q in got[:5]] == [KEY] * 5
+        assert got[-1].updates >= 200
+        assert spinner(feed)["spinning"] is False
+
+
+def test_portfolio_feed_busy_poll_gets_records_and_sleeps_when_quiet() -> None:
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], portfolio_rate=100, ping_interval=None) as sim:
+            feed = client_for(PortfolioFeed, sim, sim.portfolio_url, TOKEN, ping_interval=None,
+                              busy_poll=True)
+            records: list[Any] = []
+            feed.on_update(records.append)
+            async with feed:
+                await wait_until(lambda: len(records) >= 20, what="portfolio records")
+                assert spinner(feed)["spinning"] and spinner(feed)["spins"] > 0
+            assert all(r.update_type == "order" for r in records)
+            assert len(feed.orders) > 0
+        async with Simulator(tokens=[TOKEN], portfolio_rate=2, ping_interval=None) as sim:
+            feed = client_for(PortfolioFeed, sim, sim.portfolio_url, TOKEN, ping_interval=None,
+                              busy_poll=0.05)
+            async with feed:
+                await wait_until(lambda: spinner(feed)["sleeps"] >= 1 and spinner(feed)["wakeups"] >= 1,
+                                 what="sleeping between records and waking at the next")
+    run(main())
+
+
+def test_the_compat_streamers_take_busy_poll() -> None:
+    from fastfeed.compat import MarketDataStreamerV3, PortfolioDataStreamer
+
+    with SimulatorThread(tokens=[TOKEN], rate=200, portfolio_rate=100, ping_interval=None) as sim:
+        market = MarketDataStreamerV3(TOKEN, [KEY], "ltpc", url=sim.market_url, busy_poll=True)
+        portfolio = PortfolioDataStreamer(TOKEN, url=sim.portfolio_url, busy_poll=0.5)
+        got: dict[str, list[Any]] = {"market": [], "portfolio": []}
+        market.on("message", got["market"].append)
+        portfolio.on("message", got["portfolio"].append)
+        market.connect()
+        portfolio.connect()
+        try:
+            limit = time.monotonic() + 30
+            while min(map(len, got.values())) < 5 and time.monotonic() < limit:
+                time.sleep(0.01)
+            assert min(map(len, got.values())) >= 5
+            assert spinner(market.feed)["spin_seconds"] is None and spinner(market.feed)["spins"] > 0
+            assert spinner(portfolio.feed)["spin_seconds"] == 0.5
+        finally:
+            market.disconnect()
+            portfolio.disconnect()
+        assert any(KEY in m.get("feeds", {}) for m in got["market"])
