@@ -326,7 +326,7 @@ def test_instrument_limit_keeps_known_keys():
     assert decoder.decode(full) == 1
     assert decoder.errors == errors
     assert decoder.quote(known).updates == updates + 1
-    assert decoder.quote(known).mode == "full_d5"
+    assert decoder.quote(known).mode == "full"
     assert decoder.quote("NSE_FO|43919") is None and len(decoder.store) == 4
     assert (decoder.rejected_keys, decoder.rejected_updates) == (1, 1)
     assert decoder.take_rejected() == ["NSE_FO|43919"]
@@ -351,6 +351,6 @@ def test_instrument_limit_fills_the_last_rows_in_entry_order():
     # Now full: of two new keys neither gets a row; the known key is applied.
     assert decoder.decode(wire.encode([entry_("d", []), entry_("b", [i64(4, 1)]),
                                        entry_("e", []), entry_("d", [])])) == 1
-    assert decoder.quote("b").mode == "full_d5"
+    assert decoder.quote("b").mode == "full"
     assert decoder.take_rejected() == ["d", "e"]
     assert (decoder.rejected_keys, decoder.rejected_updates) == (2, 3)
