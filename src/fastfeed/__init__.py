@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from fastfeed.errors import (AuthenticationError, CaptureError, DecodeError, FastfeedError,
                                  FeedClosedError, FeedConnectionError, HubGoneError,
                                  InstrumentLimitError, PermanentConnectionError,
-                                 PortfolioDecodeError, ReconnectStoppedError,
+                                 PortfolioDecodeError, ReconnectStoppedError, SeqlockTimeoutError,
                                  SubscriptionLimitError)
     from fastfeed.events import Gap
     from fastfeed.market import UPSTOX_MARKET_URL, MarketFeed, UpdateBatch
@@ -54,6 +54,7 @@ _WHERE = {
     "ReconnectPolicy": "fastfeed.transport",
     "ReconnectStoppedError": "fastfeed.errors",
     "RingReader": "fastfeed._store",
+    "SeqlockTimeoutError": "fastfeed.errors",
     "SharedFeed": "fastfeed.shared",
     "Store": "fastfeed._store",
     "SubscriptionLimitError": "fastfeed.errors",
@@ -88,6 +89,7 @@ __all__ = [
     "ReconnectPolicy",
     "ReconnectStoppedError",
     "RingReader",
+    "SeqlockTimeoutError",
     "SharedFeed",
     "Store",
     "SubscriptionLimitError",

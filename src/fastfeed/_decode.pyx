@@ -11,7 +11,9 @@ from fastfeed._clock cimport now_ns
 from fastfeed._parse cimport *
 from fastfeed._store cimport *
 
-from fastfeed.errors import InstrumentLimitError
+# Keys refused a row that are remembered (so reported once each); past this many, refusals are
+# only counted, and memory stays bounded whatever a server sends.
+cdef Py_ssize_t REJECTED_KEPT = 65536
 
 
 # --- commit: scratch to store ------------------------------------------------------------------
@@ -34,12 +36,15 @@ cdef void apply_bars(QuoteRow* row, Scratch* s, SFeed* f) noexcept nogil:
     cdef int j
     cdef SBar* b
     cdef Bar* slot
+    row.bars_dropped += f.b_dropped
     for i in range(f.b_start, f.b_start + f.b_count):
         b = &s.bars[i]
         if b.interval_len >= INTERVAL_SIZE:
-            row.bars_dropped += 1
+            row.bars_dropped += b.repeats
             continue
         slot = NULL
+        if row.n_bars > MAX_BARS or row.n_bars < 0:
+            row.n_bars = MAX_BARS   # never trusted: see clamp() in _store.pyx
         for j in range(row.n_bars):
             # Stored names are NUL-padded to INTERVAL_SIZE and shorter than it.
             if (same_bytes(row.bars[j].interval, <const char*>s.buf + b.interval_off,
@@ -48,8 +53,8 @@ cdef void apply_bars(QuoteRow* row, Scratch* s, SFeed* f) noexcept nogil:
                 slot = &row.bars[j]
                 break
         if slot == NULL:
-            if row.n_bars == MAX_BARS:
-                row.bars_dropped += 1
+            if row.n_bars >= MAX_BARS:
+                row.bars_dropped += b.repeats
                 continue
             slot = &row.bars[row.n_bars]
             row.n_bars += 1
@@ -134,7 +139,7 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
             row.bid_q[0] = f.first.bid_q
             row.ask_p[0] = f.first.ask_p
             row.ask_q[0] = f.first.ask_q
-        for i in range(n, row.n_levels):
+        for i in range(n, row.n_levels if 0 <= row.n_levels <= MAX_LEVELS else MAX_LEVELS):
             row.bid_p[i] = 0
             row.bid_q[i] = 0
             row.ask_p[i] = 0
@@ -162,6 +167,7 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
     rec.ask_q = row.ask_q[0]
     rec.vtt = row.vtt
     rec.oi = row.oi
+    store.publish_record(rec)
     FF_RELEASE_FENCE()
     row.seq += 1
 
@@ -184,9 +190,17 @@ cdef class FeedDecoder:
                   Store store=None):
         # `store`: one built by the caller (e.g. over shared memory) instead of a new one.
         self.store = Store(max_instruments, ring_capacity) if store is None else store
-        self.last_entry = <int32_t*>malloc(self.store.max_instruments * sizeof(int32_t))
-        if self.last_entry == NULL:
+        max_instruments = self.store.max_instruments
+        self.last_entry = <int32_t*>malloc(max_instruments * sizeof(int32_t))
+        self.predicted = <int32_t*>malloc(max_instruments * sizeof(int32_t))
+        if self.last_entry == NULL or self.predicted == NULL:
             raise MemoryError()
+        memset(self.predicted, 0xFF, max_instruments * sizeof(int32_t))
+        # The scratch keeps what the store can hold: a feed's first MAX_LEVELS depth levels, and
+        # room to merge bars into twice the intervals a row keeps.
+        init_scratch(&self.scratch, MAX_LEVELS, 2 * MAX_BARS)
+        self._rejected = set()
+        self._new_rejected = []
         self.market_status = {}
         self.cas_market_status = {}
         self.pre_open_status = {}
@@ -194,6 +208,7 @@ cdef class FeedDecoder:
     def __dealloc__(self):
         free_scratch(&self.scratch)
         free(self.last_entry)
+        free(self.predicted)
 
     def __repr__(self):
         return (f"<FeedDecoder instruments={len(self.store)}/{self.store.max_instruments} "
@@ -205,39 +220,61 @@ cdef class FeedDecoder:
         cdef Store store = self.store
         cdef SFeed* f
         cdef Py_ssize_t i, applied = 0, unknown = 0
+        cdef Py_ssize_t predictable = store.max_instruments
+        cdef int32_t row
+        cdef const char* key
         cdef bint snapshot
 
         if parse_frame(s, data, size) < 0:
+            settle_scratch(s)
             self.errors += 1
             raise wire_error(s)
 
         # Resolve every key before touching anything, so an error leaves the store as it was.
+        # Upstox sends the same keys in the same order frame after frame: the row found at this
+        # position last time is tried first, by comparing key bytes, before hashing.
+        if s.n_feeds < predictable:
+            predictable = s.n_feeds
         for i in range(s.n_feeds):
             f = &s.feeds[i]
-            f.hash = hash_key(<const char*>data + f.key_off, f.key_len)
-            f.row = store.find(<const char*>data + f.key_off, f.key_len, f.hash)
+            key = <const char*>data + f.key_off
+            if i < predictable:
+                row = self.predicted[i]
+                if (row >= 0 and store.key_len[row] == f.key_len
+                        and same_bytes(store.arena + store.key_off[row], key, f.key_len)):
+                    f.row = row
+                    continue
+            f.hash = hash_key(key, f.key_len)
+            f.row = store.find(key, f.key_len, f.hash)
             if f.row < 0:
                 if not utf8_valid(data + f.key_off, f.key_len):
+                    settle_scratch(s)
                     self.errors += 1
                     raise utf8_error(f.key_off)
                 unknown += 1
         if unknown:
-            self._register(unknown)
+            self._register()
 
         # A key repeated within one frame: the last entry wins whole, as in a protobuf map.
+        # Keys refused a row (row -1) are skipped.
         for i in range(s.n_feeds):
-            self.last_entry[s.feeds[i].row] = <int32_t>i
+            if s.feeds[i].row >= 0:
+                self.last_entry[s.feeds[i].row] = <int32_t>i
         if recv_ns <= 0:
             recv_ns = now_ns()
         snapshot = s.type_ == 0
         for i in range(s.n_feeds):
             f = &s.feeds[i]
-            if self.last_entry[f.row] == i:
+            if i < predictable:
+                self.predicted[i] = f.row
+            if f.row >= 0 and self.last_entry[f.row] == i:
+                store.prefetch_record(4)
                 apply_feed(store, s, f, snapshot, recv_ns)
                 applied += 1
 
         if s.has_market_info:
             self._commit_market_info()
+        settle_scratch(s)
         self.frames += 1
         self.bytes += size
         self.updates += applied
@@ -251,28 +288,46 @@ cdef class FeedDecoder:
             self.other_frames += 1
         return applied
 
-    cdef int _register(self, Py_ssize_t unknown) except -1:
+    cdef int _register(self) except -1:
+        # New keys get rows in entry order while rows last; the rest keep row -1 and are refused.
         cdef Scratch* s = &self.scratch
         cdef Store store = self.store
         cdef SFeed* f
         cdef Py_ssize_t i
-        if unknown > store.rows_free():
-            # Near capacity only: count distinct new keys exactly before refusing.
-            new_keys = set()
-            for i in range(s.n_feeds):
-                f = &s.feeds[i]
-                if f.row < 0:
-                    new_keys.add((<const char*>s.buf)[f.key_off:f.key_off + f.key_len])
-            if len(new_keys) > store.rows_free():
-                self.errors += 1
-                raise InstrumentLimitError(store.max_instruments, len(new_keys))
         for i in range(s.n_feeds):
             f = &s.feeds[i]
             if f.row < 0:
                 f.row = store.find(<const char*>s.buf + f.key_off, f.key_len, f.hash)
                 if f.row < 0:
                     f.row = store.add(<const char*>s.buf + f.key_off, f.key_len, f.hash)
+                    if f.row < 0:
+                        self._reject(f)
         return 0
+
+    cdef int _reject(self, SFeed* f) except -1:
+        cdef str key
+        self.rejected_updates += 1
+        if len(self._rejected) >= REJECTED_KEPT:
+            return 0
+        key = text_at(self.scratch.buf, f.key_off, f.key_len)
+        if key not in self._rejected:
+            self._rejected.add(key)
+            self._new_rejected.append(key)
+            self.rejected_keys += 1
+        return 0
+
+    def take_rejected(self):
+        """The instrument keys refused a row (all ``max_instruments`` taken) since the last call,
+        oldest first. Each key is reported once in the decoder's life (up to 65,536 keys;
+        ``rejected_updates`` counts every update dropped)."""
+        keys = self._new_rejected
+        self._new_rejected = []
+        return keys
+
+    @property
+    def scratch_bytes(self):
+        """Bytes held by the scratch area between frames (bounded: see _parse.pxd)."""
+        return scratch_bytes(&self.scratch)
 
     cdef int _commit_market_info(self) except -1:
         cdef Scratch* s = &self.scratch
@@ -295,8 +350,10 @@ cdef class FeedDecoder:
         """Decode one FeedResponse frame (bytes, bytearray or memoryview).
 
         Returns the number of instrument updates applied. Raises :class:`DecodeError` for bytes
-        protobuf would reject and :class:`InstrumentLimitError` when the frame needs more rows
-        than are left; either way nothing changes but the ``errors`` counter.
+        protobuf would reject, and then nothing changes but the ``errors`` counter. When all
+        ``max_instruments`` rows are taken, the frame's known keys are still applied and its new
+        keys are refused: counted in ``rejected_keys`` (once per key) and ``rejected_updates``,
+        and listed by ``take_rejected()``.
         """
         cdef Py_buffer view
         cdef int64_t ns = 0 if recv_ns is None else recv_ns
@@ -336,4 +393,5 @@ cdef class FeedDecoder:
             "errors": self.errors, "initial_feed": self.initial_frames,
             "live_feed": self.live_frames, "market_info": self.market_info_frames,
             "other": self.other_frames, "instruments": len(self.store),
+            "rejected_keys": self.rejected_keys, "rejected_updates": self.rejected_updates,
         }

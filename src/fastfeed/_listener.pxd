@@ -37,6 +37,7 @@ cdef class FeedListener(WSListener):
     cdef readonly uint64_t pings_sent
     cdef readonly uint64_t pongs_received
     cdef readonly uint64_t market_info_seen
+    cdef readonly uint64_t rejected_seen   # decoder.rejected_keys already reported to the owner
     cdef readonly int64_t connected_ns
     cdef readonly int64_t last_frame_ns
     cdef readonly bint pong_timeout

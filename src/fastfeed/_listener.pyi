@@ -7,7 +7,7 @@ from fastfeed._decode import FeedDecoder
 from fastfeed._tap import FrameTap
 
 class _Owner(Protocol):
-    # With a decoder, the owner also gets _market_info(listener).
+    # With a decoder, the owner also gets _market_info(listener) and _instruments_rejected(listener).
     def _ws_connected(self, listener: FeedListener) -> None: ...
     def _frame_failed(self, listener: FeedListener, exc: BaseException, size: int) -> None: ...
     def _callback_failed(self, exc: BaseException) -> None: ...
@@ -30,6 +30,7 @@ class FeedListener(WSListener):
     pings_sent: int
     pongs_received: int
     market_info_seen: int
+    rejected_seen: int
     connected_ns: int
     last_frame_ns: int
     pong_timeout: bool

@@ -39,8 +39,9 @@ cdef class FeedListener(WSListener):
     ``on_message(payload: bytes, text: bool)`` (the portfolio feed's JSON); with a decoder, a set
     ``on_message`` gets each frame the decoder accepted, after it (fastfeed.compat's dicts).
     ``owner`` gets the control events: ``_ws_connected(listener)``,
-    ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` (with a decoder) and
-    ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
+    ``_frame_failed(listener, exc, size)``, ``_market_info(listener)`` and
+    ``_instruments_rejected(listener)`` (with a decoder: new market status, keys refused a row)
+    and ``_callback_failed(exc)``. A lost connection needs no call: the owner awaits the transport.
     ``callbacks``: the market feed's FrameCallbacks, called (in C) once per decoded frame that
     applied n > 0 updates, or None.
     ``wake()``: called once, after the next frame that applied updates, then cleared.
@@ -66,6 +67,7 @@ cdef class FeedListener(WSListener):
         self.close_reason = ""
         if decoder is not None:
             self.market_info_seen = decoder.market_info_frames
+            self.rejected_seen = decoder.rejected_keys
 
     def __dealloc__(self):
         free(self.buf)
@@ -243,6 +245,9 @@ cdef class FeedListener(WSListener):
         if decoder.market_info_frames != self.market_info_seen:
             self.market_info_seen = decoder.market_info_frames
             self.owner._market_info(self)
+        if decoder.rejected_keys != self.rejected_seen:
+            self.rejected_seen = decoder.rejected_keys
+            self.owner._instruments_rejected(self)
         if n > 0:
             if self.callbacks is not None:
                 try:

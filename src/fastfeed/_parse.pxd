@@ -24,6 +24,7 @@ cdef enum:
     H_GREEKS = 8
     H_OHLC = 16
     H_FIRST = 32
+    H_STATS = 64            # SFeed.stats is set (zeroed when a branch with statistics starts)
 
 # Which map of MarketInfo a scratch status entry belongs to.
 cdef enum:
@@ -40,6 +41,7 @@ ctypedef struct SQuote:
 ctypedef struct SBar:
     Py_ssize_t interval_off
     Py_ssize_t interval_len
+    int32_t repeats         # bars of this interval merged into this one (see Scratch.max_bars)
     double open
     double high
     double low
@@ -98,6 +100,7 @@ ctypedef struct SFeed:
     Py_ssize_t q_count
     Py_ssize_t b_start
     Py_ssize_t b_count
+    int32_t b_dropped       # bars not kept past Scratch.max_bars distinct intervals
 
 ctypedef struct SStatus:
     int32_t map
@@ -109,6 +112,13 @@ ctypedef struct SStatus:
     int64_t updated
 
 ctypedef struct Scratch:
+    # What a frame costs here is bounded by what it means, not by its length: a key repeated
+    # in a frame keeps only its last entry (as the map does) once the feeds pool is full, and
+    # a feed keeps its first max_quotes depth levels and at most max_bars distinct OHLC intervals
+    # (the decoder sets them to what its store keeps; to_dict to PY_SSIZE_T_MAX, everything). Pools that a frame left oversized shrink after the next frame.
+    Py_ssize_t max_quotes
+    Py_ssize_t max_bars
+    SQuote spare_quote      # where levels past max_quotes are parsed (checked, not kept)
     const uint8_t* buf
     int32_t type_
     int64_t current_ts
@@ -132,7 +142,10 @@ ctypedef struct Scratch:
     Py_ssize_t cap_statuses
 
 
+cdef void init_scratch(Scratch* s, Py_ssize_t max_quotes, Py_ssize_t max_bars) noexcept nogil
 cdef int parse_frame(Scratch* s, const uint8_t* data, Py_ssize_t size) noexcept nogil
+cdef void settle_scratch(Scratch* s) noexcept nogil
+cdef Py_ssize_t scratch_bytes(Scratch* s) noexcept nogil
 cdef void free_scratch(Scratch* s) noexcept nogil
 cdef bint utf8_valid(const uint8_t* s, Py_ssize_t n) noexcept nogil
 cdef object wire_error(Scratch* s)

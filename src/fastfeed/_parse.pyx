@@ -2,9 +2,10 @@
 
 from libc.math cimport NAN
 from libc.stdint cimport uint8_t, int32_t, uint32_t, int64_t, uint64_t
-from libc.stdlib cimport realloc, free
-from libc.string cimport memcpy, memset
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memmove, memset
 
+from fastfeed._store cimport hash_key, same_bytes
 from fastfeed._wire cimport *
 
 from fastfeed.errors import DecodeError
@@ -20,6 +21,7 @@ cdef dict WIRE_REASONS = {
     WE_GROUP: "unbalanced group",
     WE_DEPTH: "nesting deeper than 100",
     WE_UTF8: "string is not valid UTF-8",
+    WE_SIZE: "length prefix longer than 5 bytes",
 }
 
 
@@ -95,8 +97,16 @@ memset(&ZERO_QUOTE, 0, sizeof(SQuote))
 
 # --- scratch pools -----------------------------------------------------------------------------
 
+cdef enum:
+    POOL_MIN = 16
+    # Map pools this full are compacted (a repeated key keeps its last entry) before they grow.
+    COMPACT_AT = 1024
+    # Between frames a pool keeps at most this many bytes more than the last frame needed.
+    POOL_KEEP_BYTES = 1 << 20
+
+
 cdef inline bint grow(void** pool, Py_ssize_t* cap, Py_ssize_t item) noexcept nogil:
-    cdef Py_ssize_t n = cap[0] * 2 if cap[0] else 16
+    cdef Py_ssize_t n = cap[0] * 2 if cap[0] else POOL_MIN
     cdef void* p = realloc(pool[0], n * item)
     if p == NULL:
         return False
@@ -105,11 +115,136 @@ cdef inline bint grow(void** pool, Py_ssize_t* cap, Py_ssize_t item) noexcept no
     return True
 
 
-cdef inline SQuote* new_quote(Scratch* s) noexcept nogil:
+cdef inline void shrink(void** pool, Py_ssize_t* cap, Py_ssize_t used, Py_ssize_t item) noexcept nogil:
+    # After an outlier frame: give the memory back, keeping room for twice what was used.
+    cdef Py_ssize_t n = POOL_MIN
+    cdef void* p
+    if cap[0] * item <= POOL_KEEP_BYTES or used * 4 > cap[0]:
+        return
+    while n < 2 * used:
+        n <<= 1
+    p = realloc(pool[0], n * item)
+    if p != NULL:
+        pool[0] = p
+        cap[0] = n
+
+
+cdef int32_t* key_table(Py_ssize_t n, uint64_t* mask) noexcept nogil:
+    # An empty open-addressing table of at least 2n slots (-1: free), for the compactions.
+    cdef uint64_t size = 16
+    cdef int32_t* table
+    while size < <uint64_t>(2 * n):
+        size <<= 1
+    table = <int32_t*>malloc(size * sizeof(int32_t))
+    if table != NULL:
+        memset(table, 0xFF, size * sizeof(int32_t))
+    mask[0] = size - 1
+    return table
+
+
+cdef bint compact_feeds(Scratch* s) noexcept nogil:
+    # Keep the last entry of each key (the one the map keeps), in entry order, and only the
+    # levels and bars those use. False when out of memory.
+    cdef uint64_t mask, i
+    cdef int32_t* table = key_table(s.n_feeds, &mask)
+    cdef Py_ssize_t k, w = 0, wq = 0, wb = 0
+    cdef SFeed* f
+    cdef SFeed* g
+    if table == NULL:
+        return False
+    k = s.n_feeds - 1
+    while k >= 0:
+        f = &s.feeds[k]
+        f.hash = hash_key(<const char*>s.buf + f.key_off, f.key_len)
+        f.row = 0                       # kept
+        i = f.hash & mask
+        while table[i] >= 0:
+            g = &s.feeds[table[i]]
+            if (g.hash == f.hash and g.key_len == f.key_len
+                    and same_bytes(<const char*>s.buf + g.key_off,
+                                   <const char*>s.buf + f.key_off, f.key_len)):
+                f.row = -1              # a later entry of the same key replaces this one
+                break
+            i = (i + 1) & mask
+        if f.row == 0:
+            table[i] = <int32_t>k
+        k -= 1
+    free(table)
+    for k in range(s.n_feeds):
+        f = &s.feeds[k]
+        if f.row < 0:
+            continue
+        # Pools fill in entry order, so moving the survivors' ranges down never overlaps ahead.
+        memmove(&s.quotes[wq], &s.quotes[f.q_start], f.q_count * sizeof(SQuote))
+        f.q_start = wq
+        wq += f.q_count
+        memmove(&s.bars[wb], &s.bars[f.b_start], f.b_count * sizeof(SBar))
+        f.b_start = wb
+        wb += f.b_count
+        if w != k:
+            s.feeds[w] = f[0]
+        w += 1
+    s.n_feeds = w
+    s.n_quotes = wq
+    s.n_bars = wb
+    return True
+
+
+cdef bint compact_statuses(Scratch* s) noexcept nogil:
+    # As compact_feeds, for MarketInfo's three maps: the last entry of each (map, key).
+    cdef uint64_t mask, i, h
+    cdef uint64_t* hashes = <uint64_t*>malloc(s.n_statuses * sizeof(uint64_t))
+    cdef int32_t* table = key_table(s.n_statuses, &mask)
+    cdef Py_ssize_t k, w = 0
+    cdef SStatus* st
+    cdef SStatus* other
+    cdef bint kept
+    cdef char* keep = <char*>malloc(s.n_statuses)
+    if table == NULL or hashes == NULL or keep == NULL:
+        free(table)
+        free(hashes)
+        free(keep)
+        return False
+    k = s.n_statuses - 1
+    while k >= 0:
+        st = &s.statuses[k]
+        h = hash_key(<const char*>s.buf + st.key_off, st.key_len) ^ <uint64_t>st.map
+        hashes[k] = h
+        kept = True
+        i = h & mask
+        while table[i] >= 0:
+            other = &s.statuses[table[i]]
+            if (hashes[table[i]] == h and other.map == st.map and other.key_len == st.key_len
+                    and same_bytes(<const char*>s.buf + other.key_off,
+                                   <const char*>s.buf + st.key_off, st.key_len)):
+                kept = False
+                break
+            i = (i + 1) & mask
+        if kept:
+            table[i] = <int32_t>k
+        keep[k] = kept
+        k -= 1
+    for k in range(s.n_statuses):
+        if keep[k]:
+            if w != k:
+                s.statuses[w] = s.statuses[k]
+            w += 1
+    s.n_statuses = w
+    free(table)
+    free(hashes)
+    free(keep)
+    return True
+
+
+cdef inline SQuote* new_quote(Scratch* s, SFeed* f) noexcept nogil:
+    if f.q_count >= s.max_quotes:
+        s.spare_quote = ZERO_QUOTE
+        return &s.spare_quote
     if s.n_quotes == s.cap_quotes and not grow(<void**>&s.quotes, &s.cap_quotes, sizeof(SQuote)):
         s.no_memory = True
         return NULL
     s.n_quotes += 1
+    f.q_count += 1
     s.quotes[s.n_quotes - 1] = ZERO_QUOTE
     return &s.quotes[s.n_quotes - 1]
 
@@ -120,13 +255,42 @@ cdef inline SBar* new_bar(Scratch* s) noexcept nogil:
         return NULL
     s.n_bars += 1
     memset(&s.bars[s.n_bars - 1], 0, sizeof(SBar))
+    s.bars[s.n_bars - 1].repeats = 1
     return &s.bars[s.n_bars - 1]
+
+
+cdef void merge_last_bar(Scratch* s, SFeed* f) noexcept nogil:
+    # The feed's newest bar, past max_bars: it replaces the latest bar of its interval (the
+    # last of an interval wins, and the first decides its slot), or is counted as dropped.
+    cdef SBar* b = &s.bars[f.b_start + f.b_count - 1]
+    cdef SBar* older
+    cdef Py_ssize_t j = f.b_count - 2
+    cdef int32_t repeats
+    while j >= 0:
+        older = &s.bars[f.b_start + j]
+        if (older.interval_len == b.interval_len
+                and same_bytes(<const char*>s.buf + older.interval_off,
+                               <const char*>s.buf + b.interval_off, b.interval_len)):
+            repeats = older.repeats + 1
+            older[0] = b[0]
+            older.repeats = repeats
+            break
+        j -= 1
+    if j < 0:
+        f.b_dropped += 1
+    f.b_count -= 1
+    s.n_bars -= 1
 
 
 cdef inline SStatus* new_status(Scratch* s, int32_t which) noexcept nogil:
     cdef SStatus* st
-    if (s.n_statuses == s.cap_statuses
-            and not grow(<void**>&s.statuses, &s.cap_statuses, sizeof(SStatus))):
+    cdef bint full = s.n_statuses == s.cap_statuses
+    if full and s.cap_statuses >= COMPACT_AT:
+        if not compact_statuses(s):
+            s.no_memory = True
+            return NULL
+        full = s.n_statuses * 2 > s.cap_statuses
+    if full and not grow(<void**>&s.statuses, &s.cap_statuses, sizeof(SStatus)):
         s.no_memory = True
         return NULL
     st = &s.statuses[s.n_statuses]
@@ -137,10 +301,13 @@ cdef inline SStatus* new_status(Scratch* s, int32_t which) noexcept nogil:
 
 
 cdef inline void clear_case(Scratch* s, SFeed* f) noexcept nogil:
-    # A oneof that switches branch drops what the other branch had, as protobuf does.
+    # A oneof that switches branch drops what the other branch had, as protobuf does. The
+    # feed being parsed owns the pools' tails, so its dropped levels and bars are given back.
+    s.n_quotes = f.q_start
+    s.n_bars = f.b_start
+    f.b_dropped = 0
     f.ff_case = FF_NONE
     f.has = 0
-    f.stats = ZERO_STATS
     f.q_start = s.n_quotes
     f.q_count = 0
     f.b_start = s.n_bars
@@ -270,10 +437,9 @@ cdef inline int parse_market_level(WireReader* r, Scratch* s, SFeed* f) noexcept
         if wr_tag(r, &tag) < 0:
             return -1
         if tag == 0x0A:
-            q = new_quote(s)
+            q = new_quote(s, f)
             if q == NULL or parse_quote(r, q) < 0:
                 return -1
-            f.q_count += 1
         elif wr_skip(r, tag) < 0:
             return -1
     wr_leave(r, saved)
@@ -387,10 +553,20 @@ cdef inline int parse_market_ohlc(WireReader* r, Scratch* s, SFeed* f) noexcept 
             if b == NULL or parse_bar(r, b) < 0:
                 return -1
             f.b_count += 1
+            if f.b_count > s.max_bars:
+                merge_last_bar(s, f)
         elif wr_skip(r, tag) < 0:
             return -1
     wr_leave(r, saved)
     return 0
+
+
+cdef inline void start_stats(SFeed* f) noexcept nogil:
+    # Only MarketFullFeed and FirstLevelWithGreeks carry the statistics: an LTPC feed never
+    # pays for zeroing them.
+    if not (f.has & H_STATS):
+        f.stats = ZERO_STATS
+        f.has |= H_STATS
 
 
 cdef inline int parse_market_ff(WireReader* r, Scratch* s, SFeed* f) noexcept nogil:
@@ -400,6 +576,7 @@ cdef inline int parse_market_ff(WireReader* r, Scratch* s, SFeed* f) noexcept no
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    start_stats(f)
     if wr_next(r, 0x0A) and parse_ltpc(r, f) < 0:
         return -1
     if wr_next(r, 0x12) and parse_market_level(r, s, f) < 0:
@@ -523,6 +700,7 @@ cdef inline int parse_greeks_feed(WireReader* r, Scratch* s, SFeed* f) noexcept 
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    start_stats(f)
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
@@ -585,10 +763,16 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
     cdef Py_ssize_t saved, start, n
     cdef uint32_t tag
     cdef SFeed* f
-    cdef bint has_key = False, dropped = False
+    cdef bint has_key = False, dropped = False, full
     if wr_enter(r, &saved) < 0:
         return -1
-    if s.n_feeds == s.cap_feeds and not grow(<void**>&s.feeds, &s.cap_feeds, sizeof(SFeed)):
+    full = s.n_feeds == s.cap_feeds
+    if full and s.cap_feeds >= COMPACT_AT:
+        if not compact_feeds(s):
+            s.no_memory = True
+            return -1
+        full = s.n_feeds * 2 > s.cap_feeds  # little came back: grow, so compactions stay rare
+    if full and not grow(<void**>&s.feeds, &s.cap_feeds, sizeof(SFeed)):
         s.no_memory = True
         return -1
     f = &s.feeds[s.n_feeds]
@@ -601,6 +785,11 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
     f.case_ = CASE_NONE
     f.ff_case = FF_NONE
     f.has = 0
+    f.q_start = s.n_quotes
+    f.q_count = 0
+    f.b_start = s.n_bars
+    f.b_count = 0
+    f.b_dropped = 0
     if wr_next(r, 0x0A):
         if wr_len(r, &start, &n) < 0:
             return -1
@@ -638,6 +827,8 @@ cdef inline int parse_feeds_entry(WireReader* r, Scratch* s) noexcept nogil:
         if has_key and not utf8_valid(r.buf + f.key_off, f.key_len):
             return wr_fail(r, WE_UTF8, f.key_off)
         s.n_feeds -= 1
+        s.n_quotes = f.q_start
+        s.n_bars = f.b_start
     return 0
 
 
@@ -758,6 +949,26 @@ cdef int parse_frame(Scratch* s, const uint8_t* data, Py_ssize_t size) noexcept 
             s.err_pos = r.err_pos
             return -1
     return 0
+
+
+cdef void init_scratch(Scratch* s, Py_ssize_t max_quotes, Py_ssize_t max_bars) noexcept nogil:
+    # Every scratch starts here: empty pools, and what a feed keeps of its levels and bars.
+    memset(s, 0, sizeof(Scratch))
+    s.max_quotes = max_quotes
+    s.max_bars = max_bars
+
+
+cdef void settle_scratch(Scratch* s) noexcept nogil:
+    # After a frame (its scratch no longer needed): pools that it left mostly empty shrink.
+    shrink(<void**>&s.feeds, &s.cap_feeds, s.n_feeds, sizeof(SFeed))
+    shrink(<void**>&s.quotes, &s.cap_quotes, s.n_quotes, sizeof(SQuote))
+    shrink(<void**>&s.bars, &s.cap_bars, s.n_bars, sizeof(SBar))
+    shrink(<void**>&s.statuses, &s.cap_statuses, s.n_statuses, sizeof(SStatus))
+
+
+cdef Py_ssize_t scratch_bytes(Scratch* s) noexcept nogil:
+    return (s.cap_feeds * sizeof(SFeed) + s.cap_quotes * sizeof(SQuote)
+            + s.cap_bars * sizeof(SBar) + s.cap_statuses * sizeof(SStatus))
 
 
 cdef void free_scratch(Scratch* s) noexcept nogil:

@@ -3,7 +3,8 @@
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.math cimport isnan, isinf
 from libc.stdint cimport uint8_t, int32_t, uint32_t, int64_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from fastfeed._parse cimport *
 
@@ -168,7 +169,7 @@ def to_dict(payload):
     cdef SFeed* f
     cdef dict out = {}, feeds = {}
     cdef Py_ssize_t i
-    memset(s, 0, sizeof(Scratch))
+    init_scratch(s, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX)  # the SDK's dict has every level and bar
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
     try:
         if parse_frame(s, <const uint8_t*>view.buf, view.len) < 0:

@@ -10,16 +10,38 @@ cdef extern from *:
     #if defined(__GNUC__) || defined(__clang__)
     #define FF_RELEASE_FENCE() __atomic_thread_fence(__ATOMIC_RELEASE)
     #define FF_ACQUIRE_FENCE() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+    #if defined(__x86_64__) || defined(__i386__)
+    #define FF_CPU_PAUSE() __builtin_ia32_pause()
+    #elif defined(__aarch64__) || defined(__arm__)
+    #define FF_CPU_PAUSE() __asm__ __volatile__("yield")
+    #else
+    #define FF_CPU_PAUSE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+    #endif
     #else  /* MSVC on x86-64, whose stores and loads are ordered: a compiler barrier */
     #include <intrin.h>
     #define FF_RELEASE_FENCE() _ReadWriteBarrier()
     #define FF_ACQUIRE_FENCE() _ReadWriteBarrier()
+    #define FF_CPU_PAUSE() _mm_pause()
+    #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FF_PREFETCH_WRITE(p) __builtin_prefetch((p), 1)
+    #else
+    #define FF_PREFETCH_WRITE(p) ((void)(p))
     #endif
     """
     # The seqlock's ordering: the writer's odd count is visible before the row's new data, the
     # data before the even count; a reader's copy lies between its two reads of the count.
     void FF_RELEASE_FENCE() noexcept nogil
     void FF_ACQUIRE_FENCE() noexcept nogil
+    # A spinning reader tells the CPU so (and leaves the core's other hyperthread the pipeline).
+    void FF_CPU_PAUSE() noexcept nogil
+    void FF_PREFETCH_WRITE(const void* p) noexcept nogil
+
+# A seqlock reader gives up on a row that stays odd this long: its writer died inside it, or the
+# memory was overwritten. A live writer is inside a row for well under a microsecond, or for a
+# scheduler time slice when it is preempted there.
+cdef enum:
+    READ_ROW_TIMEOUT_MS = 1000
 
 cdef enum:
     MAX_LEVELS = 30     # full_d30
@@ -161,16 +183,39 @@ cdef class Store:
         return self.max_instruments - self.n_rows
 
     cdef inline UpdateRecord* next_record(self) noexcept nogil:
+        # The slot being overwritten: its seq is cleared before its fields change, so that a
+        # reader that copied the old record can tell (RingReader.read checks seq after the copy).
         cdef UpdateRecord* rec = &self.records[self.head & self.ring_mask]
-        self.head += 1
-        rec.seq = self.head
+        (<volatile uint64_t*>&rec.seq)[0] = 0
+        FF_RELEASE_FENCE()
         return rec
 
     cdef int _allocate(self, Py_ssize_t slots) except -1
     cdef int _over_buffer(self, object buffer, Py_ssize_t slots, bint attach) except -1
+
+    cdef inline void prefetch_record(self, uint64_t ahead) noexcept nogil:
+        # The ring is larger than the caches: ask for the slot a few updates ahead, so that
+        # writing it does not wait for memory.
+        cdef char* p = <char*>&self.records[(self.head + ahead) & self.ring_mask]
+        FF_PREFETCH_WRITE(p)
+        FF_PREFETCH_WRITE(p + sizeof(UpdateRecord) - 1)
+
+    cdef inline void publish_record(self, UpdateRecord* rec) noexcept nogil:
+        # seq last, after the record's fields; then head, which readers read first.
+        FF_RELEASE_FENCE()
+        (<volatile uint64_t*>&rec.seq)[0] = self.head + 1
+        FF_RELEASE_FENCE()
+        (<volatile uint64_t*>&self.head)[0] = self.head + 1
+
     cdef void mark_all_stale(self) noexcept nogil
     cpdef object quote_at(self, int32_t row)
     cdef object _records_from(self, uint64_t position, uint64_t n)
+
+
+# Seqlock read of one snapshot row into `out`: 0, or -1 when the row stayed mid-write past
+# READ_ROW_TIMEOUT_MS (the caller raises SeqlockTimeoutError). Usable without the GIL, from a
+# Cython reader thread: `from fastfeed._store cimport Store, QuoteRow, _read_row`.
+cdef int _read_row(QuoteRow* rows, int32_t row, QuoteRow* out) noexcept nogil
 
 
 cdef inline uint64_t hash_key(const char* key, Py_ssize_t size) noexcept nogil:

@@ -19,6 +19,9 @@ from dataclasses import fields as _dataclass_fields
 
 import numpy as np
 
+from fastfeed._clock cimport now_ns
+
+from fastfeed.errors import SeqlockTimeoutError
 from fastfeed.quote import Bar as _PyBar, Quote
 from fastfeed.schema import KIND_NAMES, mode_of
 
@@ -211,11 +214,14 @@ cdef class Store:
                 self.rows[i].ltpc_iep = NAN
             memset(self.slot_hash, 0, slots * sizeof(uint64_t))
             memset(self.slot_row, 0xFF, slots * sizeof(int32_t))
+        # Only the decoder writes, through the pointers: every view handed out is read-only, so
+        # that no reader can break a row's seqlock or its counts.
+        self._rows_array.flags.writeable = False
+        self._ring_array.flags.writeable = False
 
     cdef int _allocate(self, Py_ssize_t slots) except -1:
         self._rows_array = np.zeros(self.max_instruments, dtype=ROW_DTYPE)
         self._ring_array = np.zeros(self.ring_capacity, dtype=RECORD_DTYPE)
-        self._rows_array.flags.writeable = True
         self.rows = <QuoteRow*>_address(self._rows_array)
         self.records = <UpdateRecord*>_address(self._ring_array)
         self.slot_hash = <uint64_t*>calloc(slots, sizeof(uint64_t))
@@ -252,9 +258,6 @@ cdef class Store:
         self.arena_size = self.max_instruments * FIXED_ARENA_PER_KEY
         self._rows_array = np.frombuffer(memory, ROW_DTYPE, self.max_instruments, o_rows)
         self._ring_array = np.frombuffer(memory, RECORD_DTYPE, self.ring_capacity, o_records)
-        # Only the decoder writes, through the pointers above.
-        self._rows_array.flags.writeable = False
-        self._ring_array.flags.writeable = False
         return 0
 
     @staticmethod
@@ -299,9 +302,16 @@ cdef class Store:
         return row
 
     cdef void mark_all_stale(self) noexcept nogil:
+        # A write like any other: inside the row's seqlock, so that readers see it.
         cdef int i
+        cdef QuoteRow* row
         for i in range(self.n_rows):
-            self.rows[i].flags |= FLAG_STALE
+            row = &self.rows[i]
+            row.seq += 1
+            FF_RELEASE_FENCE()
+            row.flags |= FLAG_STALE
+            FF_RELEASE_FENCE()
+            row.seq += 1
 
     def mark_stale(self):
         """Flag every row stale until its next update (the feed calls this on a gap)."""
@@ -358,7 +368,7 @@ cdef class Store:
         cdef QuoteRow copy
         if row < 0 or row >= self.n_rows:
             raise IndexError(row)
-        _read_row(self.rows, row, &copy)
+        read_or_raise(self.rows, row, &copy)
         out = np.zeros(1, dtype=ROW_DTYPE)
         memcpy(<void*>_address(out), &copy, sizeof(QuoteRow))
         return out[0]
@@ -376,7 +386,7 @@ cdef class Store:
         cdef QuoteRow r
         if row < 0 or row >= self.n_rows:
             raise IndexError(row)
-        _read_row(self.rows, row, &r)
+        read_or_raise(self.rows, row, &r)
         return _to_quote(<str>self.keys[row], &r)
 
     def reader(self, bint from_start=False):
@@ -402,18 +412,40 @@ cdef class Store:
         return np.concatenate((ring[start:], ring[:start + n - cap]))
 
 
-cdef void _read_row(QuoteRow* rows, int32_t row, QuoteRow* out) noexcept nogil:
-    # Seqlock read: retry while the writer is inside the row.
+cdef int _read_row(QuoteRow* rows, int32_t row, QuoteRow* out) noexcept nogil:
+    # Seqlock read: retry while the writer is inside the row, pausing the CPU between tries;
+    # the clock is looked at every 1024 tries only.
     cdef uint64_t before
+    cdef uint64_t tries = 0
+    cdef int64_t deadline = 0
     while True:
         before = (<volatile uint64_t*>&rows[row].seq)[0]
-        if before & 1:
-            continue
-        FF_ACQUIRE_FENCE()
-        memcpy(out, &rows[row], sizeof(QuoteRow))
-        FF_ACQUIRE_FENCE()
-        if (<volatile uint64_t*>&rows[row].seq)[0] == before:
-            return
+        if not before & 1:
+            FF_ACQUIRE_FENCE()
+            memcpy(out, &rows[row], sizeof(QuoteRow))
+            FF_ACQUIRE_FENCE()
+            if (<volatile uint64_t*>&rows[row].seq)[0] == before:
+                return 0
+        FF_CPU_PAUSE()
+        tries += 1
+        if tries & 1023 == 0:
+            if deadline == 0:
+                deadline = now_ns() + READ_ROW_TIMEOUT_MS * 1000000LL
+            elif now_ns() > deadline:
+                return -1
+
+
+cdef int read_or_raise(QuoteRow* rows, int32_t row, QuoteRow* out) except -1:
+    # The GIL is kept: a writer that holds it is never inside a row while we run.
+    if _read_row(rows, row, out) < 0:
+        raise SeqlockTimeoutError(row, READ_ROW_TIMEOUT_MS / 1000)
+    return 0
+
+
+cdef inline int clamp(int32_t n, int32_t most) noexcept nogil:
+    # Counts in a row are trusted nowhere: memory shared with another process, or a bug, must
+    # not turn into reads past the row.
+    return 0 if n < 0 else (most if n > most else n)
 
 
 cdef extern from *:
@@ -477,8 +509,9 @@ cdef tuple _levels(double* prices, int64_t* quantities, int n):
 cdef object _to_quote(str key, QuoteRow* r):
     cdef int i
     cdef Py_ssize_t n
+    cdef int levels = clamp(r.n_levels, MAX_LEVELS)
     cdef dict ohlc = {}
-    for i in range(r.n_bars):
+    for i in range(clamp(r.n_bars, MAX_BARS)):
         n = strnlen(r.bars[i].interval, INTERVAL_SIZE)
         ohlc[PyUnicode_DecodeUTF8(r.bars[i].interval, n, NULL)] = tuple.__new__(_PyBar, (
             r.bars[i].open, r.bars[i].high, r.bars[i].low, r.bars[i].close,
@@ -488,9 +521,9 @@ cdef object _to_quote(str key, QuoteRow* r):
         r.atp, r.vtt, r.oi, r.iv, r.tbq, r.tsq, r.iep, r.rp,
         r.ieq, r.iiq_total, r.iiq_m, r.cas_eligible != 0,
         r.delta, r.theta, r.gamma, r.vega, r.rho,
-        _levels(r.bid_p, r.bid_q, r.n_levels), _levels(r.ask_p, r.ask_q, r.n_levels),
+        _levels(r.bid_p, r.bid_q, levels), _levels(r.ask_p, r.ask_q, levels),
         PyDictProxy_New(ohlc),
-        mode_of(r.mode), KIND_NAMES[r.kind],
+        mode_of(r.mode), KIND_NAMES[clamp(r.kind, len(KIND_NAMES) - 1)],
         r.server_ts, r.recv_ns, r.updates, (r.flags & FLAG_STALE) != 0,
     )
     quote = ff_alloc(Quote)
@@ -520,21 +553,46 @@ cdef class RingReader:
     def read(self, Py_ssize_t limit=-1):
         """Take the updates since the last read, oldest first: ``(records, missed_now)``.
 
-        ``records`` is a copy (``RECORD_DTYPE``); ``missed_now`` counts updates overwritten
-        before this reader got to them.
+        ``records`` is a copy (``RECORD_DTYPE``) in which each record is exactly the update its
+        ``seq`` names; ``missed_now`` counts updates overwritten before this reader got to them
+        (records the writer overwrote during the copy included), so that over a reader's life
+        the records it got plus ``missed`` are every update written since it started.
         """
         cdef Store s = self.store
-        cdef uint64_t head = s.head
+        cdef uint64_t head = (<volatile uint64_t*>&s.head)[0]
         cdef uint64_t cap = <uint64_t>s.ring_capacity
-        cdef uint64_t lost = 0
-        cdef uint64_t n, start
+        cdef uint64_t lost = 0, raced = 0
+        cdef uint64_t n, i, first, start
+        cdef UpdateRecord* out_p
+        FF_ACQUIRE_FENCE()
         if head - self.cursor > cap:
             lost = head - self.cursor - cap
             self.cursor = head - cap
         n = head - self.cursor
         if limit >= 0 and n > <uint64_t>limit:
             n = <uint64_t>limit
-        out = s._records_from(self.cursor, n).copy()
-        self.cursor += n
+        out = np.empty(n, dtype=RECORD_DTYPE)
+        out_p = <UpdateRecord*>_address(out)
+        # Copied in C, holding the GIL throughout (numpy would let go of it for a big copy and
+        # let the decoder overwrite slots mid-copy), then checked record by record: a writer
+        # that does not need the GIL clears a slot's seq before overwriting it, so a record
+        # whose seq is not its position's, in the copy or in the ring after the copy, raced.
+        first = self.cursor
+        start = first & s.ring_mask
+        if start + n <= cap:
+            memcpy(out_p, &s.records[start], n * sizeof(UpdateRecord))
+        else:
+            memcpy(out_p, &s.records[start], (cap - start) * sizeof(UpdateRecord))
+            memcpy(out_p + (cap - start), s.records, (start + n - cap) * sizeof(UpdateRecord))
+        FF_ACQUIRE_FENCE()
+        for i in range(n):
+            if (out_p[i].seq != first + i + 1
+                    or (<volatile uint64_t*>&s.records[(first + i) & s.ring_mask].seq)[0]
+                    != first + i + 1):
+                raced = i + 1   # the writer goes oldest first: everything before it raced too
+        if raced:
+            out = out[raced:]
+        self.cursor = first + n
+        lost += raced
         self.missed += lost
         return out, lost

@@ -28,6 +28,7 @@ cdef enum WireError:
     WE_GROUP
     WE_DEPTH
     WE_UTF8
+    WE_SIZE
 
 ctypedef struct WireReader:
     const uint8_t* buf      # the whole frame
@@ -129,8 +130,14 @@ cdef inline int wr_len(WireReader* r, Py_ssize_t* start, Py_ssize_t* size) noexc
     """Read a length prefix; start/size then describe the payload, which the caller must consume."""
     cdef Py_ssize_t at = r.pos
     cdef uint64_t n
-    if wr_varint(r, &n) < 0:
-        return -1
+    if at < r.end and r.buf[at] < 0x80:
+        n = r.buf[at]               # most lengths are under 128
+        r.pos = at + 1
+    else:
+        if wr_varint(r, &n) < 0:
+            return -1
+        if r.pos - at > 5:
+            return wr_fail(r, WE_SIZE, at)  # upb reads a size in at most 5 bytes (found by fuzzing)
     if n >= 0x7FFFFFFF or <uint64_t>(r.end - r.pos) < n:
         return wr_fail(r, WE_LENGTH, at)
     start[0] = r.pos

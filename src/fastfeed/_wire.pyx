@@ -9,6 +9,16 @@ cdef Py_ssize_t varint_at(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
     cdef uint64_t b
     cdef int shift = 0
     cdef Py_ssize_t p = pos
+    cdef int i
+    if end - p >= 10:
+        # Room for the longest varint: no bounds checks (timestamps take 6 bytes).
+        for i in range(10):
+            b = buf[p + i]
+            v |= (b & 0x7F) << (7 * i)  # the tenth byte's bits past the 64th drop out
+            if b < 0x80:
+                out[0] = v
+                return p + i + 1
+        return -<Py_ssize_t>WE_VARINT
     while shift < 70:
         if p >= end:
             return -<Py_ssize_t>WE_TRUNCATED

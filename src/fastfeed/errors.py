@@ -15,15 +15,25 @@ class DecodeError(FastfeedError, ValueError):
 
 
 class InstrumentLimitError(FastfeedError):
-    """A frame names more new instruments than the decoder has rows left. Nothing was applied."""
+    """An instrument key that got no row: all ``max_instruments`` rows were taken. Its updates
+    are dropped; every other instrument in the frame was applied. A feed reports each such key
+    once, as an ``error`` event; ``FeedDecoder.take_rejected()`` lists them."""
 
-    def __init__(self, max_instruments: int, needed: int) -> None:
+    def __init__(self, max_instruments: int, key: str) -> None:
         super().__init__(
-            f"frame needs {needed} new instrument row(s) but all {max_instruments} "
-            "(max_instruments) are taken"
+            f"instrument {key!r} dropped: all {max_instruments} rows (max_instruments) are taken"
         )
         self.max_instruments = max_instruments
-        self.needed = needed
+        self.key = key
+
+
+class SeqlockTimeoutError(FastfeedError, TimeoutError):
+    """A snapshot row stayed mid-write (its ``seq`` odd) for longer than a live writer ever takes:
+    the writer stopped inside it, or the memory was overwritten. Raised instead of spinning."""
+
+    def __init__(self, row: int, seconds: float) -> None:
+        super().__init__(f"snapshot row {row} stayed mid-write for over {seconds:g} s")
+        self.row = row
 
 
 class SubscriptionLimitError(FastfeedError, ValueError):

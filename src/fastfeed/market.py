@@ -24,8 +24,8 @@ from fastfeed._callbacks import FrameCallbacks
 from fastfeed._decode import FeedDecoder
 from fastfeed._listener import FeedListener
 from fastfeed._store import Store
-from fastfeed.errors import FeedClosedError
-from fastfeed.events import CONNECTION_EVENTS, GAP, MARKET_STATUS
+from fastfeed.errors import FeedClosedError, InstrumentLimitError
+from fastfeed.events import CONNECTION_EVENTS, ERROR, GAP, MARKET_STATUS
 from fastfeed.quote import Quote
 from fastfeed.transport.client import FeedClient
 from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
@@ -412,6 +412,11 @@ class MarketFeed(FeedClient):
     def _market_info(self, listener: Any) -> None:
         # Only an open connection's listener decodes (one that failed to open is detached).
         self.events.emit(MARKET_STATUS, dict(self.decoder.market_status))
+
+    def _instruments_rejected(self, listener: Any) -> None:
+        limit = self.decoder.store.max_instruments
+        for key in self.decoder.take_rejected():
+            self.events.emit(ERROR, InstrumentLimitError(limit, key))
 
     async def close(self, timeout: float = 5.0) -> None:
         await super().close(timeout)

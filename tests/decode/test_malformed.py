@@ -314,30 +314,43 @@ def test_rejected_frame_changes_nothing(payload):
     assert decoder.decode(BASES["option_greeks"]) == 1
 
 
-def test_instrument_limit():
+def test_instrument_limit_keeps_known_keys():
+    """Rows run out: the known keys of the frame are applied, the new key is refused and
+    counted, and reported once (issue 8, item 4)."""
     decoder = fastfeed.FeedDecoder(max_instruments=4, ring_capacity=16)
     assert decoder.decode(BASES["multi"]) == 4
-    full = wire.encode([entry_("NSE_FO|43919", [i64(4, 2)]), entry_("NSE_EQ|INE002A01018", [])])
-    before = snapshot_state(decoder)
+    known = "NSE_EQ|INE002A01018"
+    updates = decoder.quote(known).updates
+    full = wire.encode([entry_("NSE_FO|43919", [i64(4, 2)]), entry_(known, [i64(4, 1)])])
     errors = decoder.errors
-    with pytest.raises(fastfeed.InstrumentLimitError):
-        decoder.decode(full)
-    assert decoder.errors == errors + 1
-    assert snapshot_state(decoder) == before
-    assert decoder.quote("NSE_FO|43919") is None
+    assert decoder.decode(full) == 1
+    assert decoder.errors == errors
+    assert decoder.quote(known).updates == updates + 1
+    assert decoder.quote(known).mode == "full"
+    assert decoder.quote("NSE_FO|43919") is None and len(decoder.store) == 4
+    assert (decoder.rejected_keys, decoder.rejected_updates) == (1, 1)
+    assert decoder.take_rejected() == ["NSE_FO|43919"]
+    # Refused again: counted, not reported again.
+    assert decoder.decode(full) == 1
+    assert (decoder.rejected_keys, decoder.rejected_updates) == (1, 2)
+    assert decoder.take_rejected() == []
+    assert decoder.stats()["rejected_keys"] == 1
+    # A malformed frame with a new key is still refused whole.
+    check_rejected_changes_nothing(decoder, full + b"\x12\x05\x0a\x03\xff\xfe\xfd")
 
 
-def test_instrument_limit_counts_distinct_new_keys():
+def test_instrument_limit_fills_the_last_rows_in_entry_order():
     decoder = fastfeed.FeedDecoder(max_instruments=3, ring_capacity=16)
     decoder.decode(wire.encode([entry_("a", []), entry_("b", [])]))
-    # One row left; the one new key comes three times: it fits.
+    # One row left; the one new key comes three times: it fits, the last entry wins.
     payload = wire.encode([entry_("c", [i64(4, 1)]), entry_("a", []), entry_("c", [i64(4, 2)]),
                            entry_("c", [i64(4, 3)])])
     assert decoder.decode(payload) == 2
     assert decoder.quote("c").mode == "full_d30"
-    # Now full: a known key still decodes, any new key is refused whole.
-    assert decoder.decode(wire.encode([entry_("b", [])])) == 1
-    before = snapshot_state(decoder)
-    with pytest.raises(fastfeed.InstrumentLimitError):
-        decoder.decode(wire.encode([entry_("b", [i64(4, 1)]), entry_("d", [])]))
-    assert snapshot_state(decoder) == before
+    assert decoder.rejected_keys == 0
+    # Now full: of two new keys neither gets a row; the known key is applied.
+    assert decoder.decode(wire.encode([entry_("d", []), entry_("b", [i64(4, 1)]),
+                                       entry_("e", []), entry_("d", [])])) == 1
+    assert decoder.quote("b").mode == "full"
+    assert decoder.take_rejected() == ["d", "e"]
+    assert (decoder.rejected_keys, decoder.rejected_updates) == (2, 3)

@@ -230,20 +230,18 @@ def test_repeated_key_in_one_frame_last_entry_wins_whole():
     assert dec.store.updates_written == 1
 
 
-def test_unknown_key_and_capacity_error_change_nothing():
-    from fastfeed import InstrumentLimitError
+def test_rows_running_out_keeps_the_known_keys():
     from fastfeed.benchmark.frames import frame, instrument_keys
 
     dec = FeedDecoder(3, 16)
     dec.decode(frame(instrument_keys(2), "ltpc"))
-    snap, ring = dec.snapshot.tobytes(), dec.ring.tobytes()
-    with pytest.raises(InstrumentLimitError) as err:
-        dec.decode(frame(instrument_keys(4), "ltpc"))
-    assert "max_instruments" in str(err.value)
-    assert dec.snapshot.tobytes() == snap and dec.ring.tobytes() == ring
-    assert len(dec.store) == 2 and dec.errors == 1
-    # Filling the last row exactly is fine.
-    assert dec.decode(frame(instrument_keys(3), "ltpc")) == 3
+    # Two new keys, one row left: the first new key on the wire gets it, the other is refused.
+    assert dec.decode(frame(instrument_keys(4), "ltpc")) == 3
+    kept, refused = dec.store.instruments[2], dec.take_rejected()
+    assert sorted(dec.store.instruments[:2]) == instrument_keys(2)
+    assert sorted([kept, *refused]) == instrument_keys(4)[2:]
+    assert dec.errors == 0 and dec.rejected_keys == 1
+    assert dec.quote(refused[0]) is None and dec.quote(kept).updates == 1
 
 
 def test_quote_of_unknown_key_is_none_and_quote_is_immutable():

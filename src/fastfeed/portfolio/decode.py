@@ -38,6 +38,10 @@ def decode_update(raw: str | bytes, secrets: Iterable[str | bytes] = ()) -> Port
     if type(raw) is not str and type(raw) is not bytes:
         raw = bytes(raw)  # a memoryview or bytearray may be reused by its owner: keep a copy
     try:
+        if type(raw) is bytes and not raw.isascii():
+            # msgspec skips keys a record does not declare without checking their UTF-8 (found by
+            # fuzz/portfolio.py); `record.extra` would then fail. isascii() costs next to nothing.
+            raw.decode("utf-8")
         record = _decode(raw)
     except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # see below
         # ValidationError is a DecodeError; bad UTF-8 in a string raises UnicodeDecodeError, and an
