@@ -174,8 +174,15 @@ ROW_DTYPE = _make_row_dtype(BAR_DTYPE)
 RECORD_DTYPE = _make_record_dtype()
 
 
-cdef inline size_t _address(object array):
-    return <size_t>array.__array_interface__["data"][0]
+cdef inline size_t _address(object array) except? 0:
+    # Through the buffer protocol without a format: __array_interface__ describes every field
+    # of a structured dtype, about 15 us for RECORD_DTYPE, on every ring read.
+    cdef Py_buffer view
+    cdef size_t address
+    PyObject_GetBuffer(array, &view, PyBUF_SIMPLE)
+    address = <size_t>view.buf
+    PyBuffer_Release(&view)
+    return address
 
 
 cdef class Store:
@@ -571,7 +578,8 @@ cdef class RingReader:
         n = head - self.cursor
         if limit >= 0 and n > <uint64_t>limit:
             n = <uint64_t>limit
-        out = np.empty(n, dtype=RECORD_DTYPE)
+        # Over a bytearray: half the cost of np.empty(n, RECORD_DTYPE), on every read.
+        out = np.frombuffer(bytearray(n * sizeof(UpdateRecord)), dtype=RECORD_DTYPE)
         out_p = <UpdateRecord*>_address(out)
         # Copied in C, holding the GIL throughout (numpy would let go of it for a big copy and
         # let the decoder overwrite slots mid-copy), then checked record by record: a writer

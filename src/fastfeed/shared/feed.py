@@ -18,7 +18,6 @@ import logging
 import time
 from typing import Any, AsyncIterator, Iterable
 
-import numpy as np
 import numpy.typing as npt
 
 from fastfeed._shared import STATE_CLOSED, SegmentView
@@ -265,7 +264,6 @@ class SharedRingReader:
         self._view = feed._view
         self._store = feed._store
         self._reader = feed._store.reader(from_start)
-        self._raced = 0  # records dropped because the hub overwrote them during a copy
 
     @property
     def pending(self) -> int:
@@ -276,7 +274,7 @@ class SharedRingReader:
 
     @property
     def missed(self) -> int:
-        return int(self._reader.missed) + self._raced
+        return int(self._reader.missed)
 
     @property
     def cursor(self) -> int:
@@ -286,23 +284,9 @@ class SharedRingReader:
         """``(records, missed_now)`` as ``RingReader.read``."""
         self._feed._check()
         self._view.sync()
-        records, lost = self._reader.read(limit)
-        n = len(records)
-        first = self._reader.cursor - n
-        capacity = self._store.ring_capacity
-        # A copy that began less than half a ring behind the hub cannot have raced it (a frame
-        # writes far fewer records than that before publishing). Otherwise keep only records
-        # that are, in the copy and still in the ring, the update their position names.
-        if n and self._view.head - first >= capacity // 2:
-            expected: npt.NDArray[np.uint64] = np.arange(first + 1, first + n + 1,
-                                                         dtype=np.uint64)
-            in_ring = self._store.ring["seq"][(expected - 1) % capacity]
-            raced = np.flatnonzero((records["seq"] != expected) | (in_ring != expected))
-            if len(raced):
-                k = int(raced[-1]) + 1  # the hub writes oldest first: all before it raced too
-                records, lost = records[k:], lost + k
-                self._raced += k
-        return records, lost
+        # RingReader.read checks each record's seq after its copy, so the hub's overwriting a
+        # slot mid-copy shows in `lost` and `missed` here as in one process.
+        return self._reader.read(limit)
 
 
 def attach(name: str, timeout: float | None = 10.0, *, poll_interval: float = 0.001,
