@@ -56,7 +56,9 @@ def test_ctrl_c_closes_the_file_cleanly(sim: Any, tmp_path: Path) -> None:
     path = tmp_path / "interrupted.arrows"
     proc = subprocess.Popen([sys.executable, "-m", "fastfeed", "record", str(path), "--instruments",
                              KEYS[0], "--mode", "ltpc", "--url", sim.market_url], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A shell's background job starts with SIGINT ignored; Ctrl-C must count.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait(lambda: path.exists() and path.stat().st_size > 2000, timeout=60, what="a batch on disk")
         proc.send_signal(signal.SIGINT)
