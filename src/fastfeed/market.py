@@ -27,6 +27,7 @@ from fastfeed._store import Store
 from fastfeed.errors import FeedClosedError, InstrumentLimitError
 from fastfeed.events import CONNECTION_EVENTS, ERROR, GAP, MARKET_STATUS
 from fastfeed.quote import Quote
+from fastfeed.reading import StoreReading
 from fastfeed.transport.client import FeedClient
 from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
 from fastfeed.transport.requests import DEFAULT_CHUNK, requests
@@ -62,7 +63,7 @@ def _percentiles(values: npt.NDArray[Any]) -> dict[str, float]:
     return {"count": int(len(values)), "p50": float(p50), "p99": float(p99), "max": float(values.max())}
 
 
-class MarketFeed(FeedClient):
+class MarketFeed(StoreReading, FeedClient):
     """A market-data feed v3 connection that keeps itself alive.
 
     Events (``on(event, fn)``): ``open()``, ``close(code, reason)``, ``error(exc)``,
@@ -176,28 +177,6 @@ class MarketFeed(FeedClient):
                 self._record_request(payload)
 
     # -- reading --------------------------------------------------------------------------------------
-    def quote(self, key: str) -> Quote | None:
-        """The latest Quote of `key` (None if it never arrived). Safe from any thread.
-        A key that is not a string raises TypeError."""
-        return self.store.quote(key)
-
-    @property
-    def snapshot(self) -> npt.NDArray[Any]:
-        """Zero-copy view of the snapshot table (``ROW_DTYPE``), one row per instrument seen."""
-        return self.store.snapshot
-
-    @property
-    def ring(self) -> npt.NDArray[Any]:
-        """Zero-copy view of the update ring (``RECORD_DTYPE``)."""
-        return self.store.ring
-
-    @property
-    def instruments(self) -> list[str]:
-        """Keys the feed has sent data for, in snapshot row order: ``snapshot[i]`` is
-        ``instruments[i]``. A row stays after its key is unsubscribed (rows are never freed), and
-        a subscribed key has no row until its first frame: compare `subscriptions`."""
-        return self.store.instruments
-
     @property
     def market_status(self) -> dict[str, Any]:
         return dict(self.decoder.market_status)

@@ -36,13 +36,14 @@ from fastfeed.nats.bridge import redacted, server_list
 from fastfeed.nats.subjects import (check_prefix, instrument_filter, live_filter, status_subject,
                                     stream_name)
 from fastfeed.quote import Quote
+from fastfeed.reading import StoreReading
 
 log = logging.getLogger(__name__)
 
 _HEARTBEAT = 1.0   # seconds between the consumer's idle heartbeats
 
 
-class NatsFeed:
+class NatsFeed(StoreReading):
     """Quotes from a Bridge's JetStream stream: ``quote``, ``snapshot``, ``updates()``,
     ``wait_for``, ``on_update``/``on_quote`` as MarketFeed offers them, and ``stats()``.
 
@@ -258,22 +259,6 @@ class NatsFeed:
         log.debug("NatsFeed: NATS: %r", exc)
 
     # -- reading -----------------------------------------------------------------------------------
-    def quote(self, key: str) -> Quote | None:
-        """The latest Quote of `key` (None if none arrived). Safe from any thread."""
-        return self.store.quote(key)
-
-    @property
-    def snapshot(self) -> npt.NDArray[Any]:
-        return self.store.snapshot
-
-    @property
-    def ring(self) -> npt.NDArray[Any]:
-        return self.store.ring
-
-    @property
-    def instruments(self) -> list[str]:
-        return self.store.instruments
-
     @property
     def market_status(self) -> dict[str, Any]:
         return dict(self.decoder.market_status)
