@@ -40,10 +40,15 @@ cdef class FeedListener(WSListener):
     cdef readonly uint64_t rejected_seen   # decoder.rejected_keys already reported to the owner
     cdef readonly int64_t connected_ns
     cdef readonly int64_t last_frame_ns
+    # The clock is read once per socket read (picows marks a read's last frame): its frames got
+    # there together. A registered callback still gets each frame's own time (its latency).
+    cdef int64_t read_ns
+    cdef bint read_starts
     cdef readonly bint pong_timeout
     cdef readonly bint detached
     cdef readonly int close_code
     cdef readonly str close_reason
 
+    cdef void _frame_arrived(self, WSFrame frame) noexcept
     cdef int _deliver(self, const char* data, Py_ssize_t size, bint text) except -1
     cdef int _append(self, const char* data, Py_ssize_t size) except -1

@@ -55,7 +55,7 @@ class Connection:
         client reads them with the upgrade, before it can answer."""
         key = self.headers["sec-websocket-key"].encode()
         accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
-        frames = b"".join(bytes([0x82]) + _length(len(m)) + m for m in messages)
+        frames = b"".join(server_frame(m) for m in messages)
         await self.send(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode()
                         + frames)
@@ -74,6 +74,11 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def server_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """One unmasked, unfragmented server frame (0x2 binary, 0x9 PING, 0xA PONG...)."""
+    return bytes([0x80 | opcode]) + _length(len(payload)) + payload
 
 
 def _length(n: int) -> bytes:
