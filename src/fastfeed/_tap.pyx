@@ -170,6 +170,9 @@ cdef class FrameTap:
 
     cdef void _put(self, Chunk* c, int8_t kind, int64_t recv_ns, const char* data,
                    Py_ssize_t size) noexcept nogil:
+        if c.n == 0:
+            c.seq = self.started
+            self.started += 1
         if size:
             memcpy(c.data + c.data_len, data, size)
         c.data_len += size
@@ -254,11 +257,15 @@ cdef class FrameTap:
     def take(self, bint flush=False):
         """The id of the oldest chunk to write: a full one; with `flush` (or once closed) also
         the partly filled active one; or -1."""
-        cdef int cid = q_pop(&self.full, self.max_chunks)
-        if cid >= 0:
+        cdef int cid
+        cdef int64_t head = self.full.head
+        if self.held >= 0 and (head == ff_load64(&self.full.tail) or
+                               self.chunks[self.full.ids[head % self.max_chunks]].seq
+                               > self.chunks[self.held].seq):
+            cid, self.held = self.held, -1  # older than every chunk still on the full queue
             return cid
-        if self.held >= 0:
-            cid, self.held = self.held, -1
+        cid = q_pop(&self.full, self.max_chunks)
+        if cid >= 0:
             return cid
         if not (flush or ff_load(&self.closed_flag)):
             return -1

@@ -29,8 +29,8 @@ TOKEN = "e2e-bench-token"
 CA_FILE_ENV = "FASTFEED_E2E_CA_FILE"  # set for a client process when the server is wss://
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
-DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000, "websockets+upb": 300_000,
-                  "sdk": 40_000}
+DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000,
+                  "fastfeed+record-shared": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------
@@ -40,15 +40,20 @@ def _ssl_context() -> Any:
     cafile = os.environ.get(CA_FILE_ENV)
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
-def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None) -> dict[str, Any]:
+def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None,
+                     writer_cpus: set[int] | None = None) -> dict[str, Any]:
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
+    if os.environ.get("XSWITCH"):  # EXPERIMENT
+        sys.setswitchinterval(float(os.environ["XSWITCH"]))
 
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url, instruments=keys, mode=mode, ping_interval=None,
                           reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)),
-                          record=record, ssl=_ssl_context())
+                          ssl=_ssl_context())
+        if record is not None:
+            feed.record(record, writer_cpus=writer_cpus)
         first: list[float] = []
         feed.on("market_status", lambda status: first.append(time.process_time()) or
                 first.append(time.perf_counter()))
@@ -140,7 +145,21 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
 
 
 def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
-    """fastfeed recording every frame to a capture file (see fastfeed.capture)."""
+    """fastfeed recording every frame to a capture file (see fastfeed.capture), its writer thread
+    placed as a deployment would: off the receiving core, on the CPUs the client process is not
+    pinned to (on this 2-CPU harness, the server's CPU, which only blits pre-encoded blobs)."""
+    import tempfile
+
+    own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    others = set(range(os.cpu_count() or 1)) - own
+    with tempfile.TemporaryDirectory() as tmp:
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"),
+                                writer_cpus=others or None)
+
+
+def _client_fastfeed_record_shared(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """As fastfeed+record, but the writer thread shares the receiving core (the process's
+    affinity): compression then takes its time from the feed."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +167,7 @@ def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, A
 
 
 _CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,
+                 "fastfeed+record-shared": _client_fastfeed_record_shared,
                  "websockets+upb": _client_websockets, "sdk": _client_sdk}
 
 
