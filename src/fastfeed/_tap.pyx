@@ -44,6 +44,13 @@ GAP = TAP_GAP
 
 cdef Py_ssize_t RECORD_BYTES = 32   # chunk record slots: one per this many payload bytes
 
+# Python bytecode that does nothing. The receive path runs C for long stretches (the event loop,
+# the listener, the decoder) and CPython only hands the GIL to a thread that asked for it when
+# bytecode runs; the writer needs it back once per write, so without this it waits until the
+# loop goes idle (tens of ms at full rate: it falls behind and drops). Called once per chunk
+# filled, not per message; a Cython function would not do (it runs no bytecode).
+_let_writer_in = eval("lambda: None")
+
 cdef enum:
     GAP_BYTES = 160  # an overflow gap record's JSON
     BUSY = -2        # `active` while append runs
@@ -194,6 +201,7 @@ cdef class FrameTap:
         cdef Py_ssize_t need = size
         cdef Py_ssize_t slots = 1
         cdef bint fits
+        cdef bint pushed = False
         if ff_load(&self.closed_flag):
             ff_store_release(&self.active, cid)
             return 0
@@ -208,6 +216,7 @@ cdef class FrameTap:
             c = &self.chunks[cid]
             if c.n > 0 and (c.n + slots > c.cap or c.data_len + need > c.data_cap):
                 self._push_full(cid)
+                pushed = True
                 cid = -1
         if cid < 0:
             cid = self._fresh_chunk(need)
@@ -223,6 +232,9 @@ cdef class FrameTap:
                 self.window_first_ns = recv_ns
             self.window_dropped += 1
             ff_store_release(&self.active, cid)
+            if pushed:
+                with gil:
+                    _let_writer_in()
             return 0
         if gap_len:
             self._put(c, TAP_GAP, recv_ns, gap, gap_len)
@@ -231,6 +243,9 @@ cdef class FrameTap:
         self.records += 1
         self.bytes += size
         ff_store_release(&self.active, cid)
+        if pushed:  # only once `active` is back: the writer may take the GIL here
+            with gil:
+                _let_writer_in()
         return 0
 
     def add(self, int kind, bytes payload, int64_t recv_ns=0):

@@ -45,8 +45,6 @@ def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = 
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
-    if os.environ.get("XSWITCH"):  # EXPERIMENT
-        sys.setswitchinterval(float(os.environ["XSWITCH"]))
 
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url, instruments=keys, mode=mode, ping_interval=None,
