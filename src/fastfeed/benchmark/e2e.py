@@ -53,17 +53,19 @@ def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = 
         if record is not None:
             feed.record(record, writer_cpus=writer_cpus)
         first: list[float] = []
-        feed.on("market_status", lambda status: first.append(time.process_time()) or
-                first.append(time.perf_counter()))
+        feed.on("market_status", lambda status: first.extend(
+            (time.process_time(), time.perf_counter(), time.thread_time())))
         await feed.connect()
         try:
             await feed.wait_closed()
         except Exception:  # the server's close after N frames ends the run
             pass
-        wall_end, cpu_end = time.perf_counter(), time.process_time()
+        wall_end, cpu_end, loop_end = time.perf_counter(), time.process_time(), time.thread_time()
         d = feed.decoder
+        # loop_cpu_s: the receiving thread's own CPU (cpu_s also counts a recording's writer).
         out = {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
-               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0],
+               "loop_cpu_s": loop_end - first[2]}
         rec = feed.stop_recording()
         if rec is not None:  # the file is finished after the clock stopped: it is not timed
             out.update(recorded=rec["records"], dropped=rec["dropped"], file_bytes=rec["file_bytes"])
