@@ -26,6 +26,7 @@ it sends and the gaps. One consumer: the writer thread.
 
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.buffer cimport PyBUF_READ
+from cpython.exc cimport PyErr_SetInterrupt
 from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
                                PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
@@ -50,6 +51,16 @@ cdef Py_ssize_t RECORD_BYTES = 32   # chunk record slots: one per this many payl
 # loop goes idle (tens of ms at full rate: it falls behind and drops). Called once per chunk
 # filled, not per message; a Cython function would not do (it runs no bytecode).
 _let_writer_in = eval("lambda: None")
+
+
+cdef void offer_gil() noexcept nogil:
+    with gil:
+        try:
+            _let_writer_in()
+        except KeyboardInterrupt:
+            # Bytecode also runs pending signal handlers: a Ctrl-C raised here could not
+            # propagate out of the receive path, so it is raised again where it can.
+            PyErr_SetInterrupt()
 
 cdef enum:
     GAP_BYTES = 160  # an overflow gap record's JSON
@@ -233,8 +244,7 @@ cdef class FrameTap:
             self.window_dropped += 1
             ff_store_release(&self.active, cid)
             if pushed:
-                with gil:
-                    _let_writer_in()
+                offer_gil()
             return 0
         if gap_len:
             self._put(c, TAP_GAP, recv_ns, gap, gap_len)
@@ -244,8 +254,7 @@ cdef class FrameTap:
         self.bytes += size
         ff_store_release(&self.active, cid)
         if pushed:  # only once `active` is back: the writer may take the GIL here
-            with gil:
-                _let_writer_in()
+            offer_gil()
         return 0
 
     def add(self, int kind, bytes payload, int64_t recv_ns=0):

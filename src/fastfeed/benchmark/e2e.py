@@ -147,7 +147,7 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
 def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     """fastfeed recording every frame to a capture file (see fastfeed.capture), its writer thread
     placed as a deployment would: off the receiving core, on the CPUs the client process is not
-    pinned to (on this 2-CPU harness, the server's CPU, which only blits pre-encoded blobs)."""
+    pinned to (on a 2-CPU machine that is the server's CPU, where it competes with the server)."""
     import tempfile
 
     own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
