@@ -112,21 +112,33 @@ async def _hub(sim_url: str, nats_url: str, keys: list[str], mode: str, reader_i
     procs = {**procs, "hub": os.getpid(), "reader": reader[0].pid}
     cpu0 = {name: _cpu_seconds(pid) for name, pid in procs.items()}
     t0 = time.perf_counter()
-    first: list[float] = []   # the market_info frame, the first the simulator sends
-    feed.on("market_status", lambda status: first or first.append(time.perf_counter()))
+    # The rate counts from the first live frame: the snapshot before it, and the simulator
+    # building its frame pool, are not the paced run.
+    first: list[tuple[float, int]] = []
+    frames: list[int] = []
+
+    def started(records: Any) -> None:
+        frames.append(len(records))
+        if len(frames) == 2:
+            first.append((time.perf_counter(), feed.decoder.updates - len(records)))
+            feed.off_update(started)
+
+    feed.on_update(started)
     await feed.connect()
     try:
         await feed.wait_closed()
     except Exception:  # the simulator's close after N frames ends the run
         pass
-    seconds = time.perf_counter() - (first[0] if first else t0)
+    t_first, before = first[0] if first else (t0, 0)
+    seconds = time.perf_counter() - t_first
     await asyncio.wait_for(bridge.flush(), 60)
     wall = time.perf_counter() - t0
     cpu = {name: 100 * (_cpu_seconds(pid) - cpu0[name]) / wall for name, pid in procs.items()}
     stats = bridge.stats()
     await bridge.close()
     await feed.close()
-    return {"hub_updates": feed.decoder.updates, "bridged": stats["published"],
+    return {"hub_updates": feed.decoder.updates, "paced_updates": feed.decoder.updates - before,
+            "bridged": stats["published"],
             "dropped": stats["dropped"], "stored": stats["stored"],
             "conflated": stats["conflated"], "hub_seconds": seconds, "cpu_percent": cpu,
             "bytes_per_message": stats["bytes_published"] / max(1, stats["published"])}
@@ -172,8 +184,9 @@ def paced(rate: float, *, seconds: float = 5.0, instruments: int = 1000, per_fra
             for r in reader:
                 r.kill()
     return {"offered": rate, **hub,
-            "hub_per_s": hub["hub_updates"] / hub["hub_seconds"],
-            "bridged_per_s": hub["bridged"] / hub["hub_seconds"],
+            "hub_per_s": hub["paced_updates"] / hub["hub_seconds"],
+            "bridged_per_s": (hub["bridged"] - (hub["hub_updates"] - hub["paced_updates"]))
+            / hub["hub_seconds"],
             "received": got["received"], "received_per_s": got["received"] / got["seconds"],
             "latency_us": got["latency_us"],
             "reader": {k: got[k] for k in ("messages", "live_messages", "stale", "resyncs",
