@@ -17,7 +17,7 @@ never lost its connection or a stream message.
 Beside them, in the same run, two baselines of the server itself with nats-py and no fastfeed:
 ready-made messages of the same size and subjects published in large batches into a stream of
 the same configuration (what JetStream can store per second here) and to subjects no stream
-holds (core NATS).
+holds, read by one raw subscriber (core NATS), with the server's CPU per message.
 
     python -m fastfeed.benchmark.nats                      # prints the table
     python -m fastfeed.benchmark.nats 100000 200000 300000  # these offered rates (updates/s)
@@ -27,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -193,13 +195,38 @@ def paced(rate: float, *, seconds: float = 5.0, instruments: int = 1000, per_fra
                                            "held_over", "disconnects")}}
 
 
-async def _baseline(url: str, size: int, subjects: int, stored: bool, seconds: float = 3.0) -> float:
+def _count_delivered(host: str, port: int, subject: str, got: list[int]) -> socket.socket:
+    """A raw subscriber to `subject` in a thread: bytes received add up in got[0]."""
+    sock = socket.create_connection((host, port))
+    sock.recv(4096)  # INFO
+    sock.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB %s 1\r\nPING\r\n' % subject.encode())
+
+    def read() -> None:
+        buf = bytearray(1 << 20)
+        try:
+            while n := sock.recv_into(buf):
+                got[0] += n
+        except OSError:  # closed at the end
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    return sock
+
+
+async def _baseline(url: str, size: int, subjects: int, stored: bool, seconds: float = 3.0,
+                    server_pid: int = 0) -> dict[str, float]:
     """Messages per second nats-server takes from one connection: batches of `subjects`
-    ready-made HPUBs of `size` bytes, into a last-per-subject stream (`stored`) or none."""
+    ready-made HPUBs of `size` bytes, into a last-per-subject stream (`stored`) or, with one raw
+    subscriber reading them all, none; and the server's CPU per message."""
     import nats
     from nats.js.api import StorageType, StreamConfig
 
     nc = await nats.connect(url, pending_size=256 << 20)
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    got = [0]
+    sub = None if stored else _count_delivered(host, int(port), "baseline_core.>", got)
+    await asyncio.sleep(0.2)   # the subscription is in before the first message
+    cpu0 = _cpu_seconds(server_pid)
     try:
         js = nc.jetstream()
         prefix = "baseline_js" if stored else "baseline_core"
@@ -221,7 +248,8 @@ async def _baseline(url: str, size: int, subjects: int, stored: bool, seconds: f
                 await asyncio.sleep(0.001)
         await nc.flush(timeout=120)
         if not stored:
-            return sent / (time.perf_counter() - t0)
+            return {"per_s": sent / (time.perf_counter() - t0),
+                    "server_us": 1e6 * (_cpu_seconds(server_pid) - cpu0) / sent}
         # What the stream stored, once it stops growing (a server this loaded may drop some).
         last, done = -1, time.perf_counter()
         while True:
@@ -229,10 +257,13 @@ async def _baseline(url: str, size: int, subjects: int, stored: bool, seconds: f
             if seq != last:
                 last, done = seq, time.perf_counter()
             elif time.perf_counter() - done > 0.5:
-                return last / (done - t0)
+                return {"per_s": last / (done - t0),
+                        "server_us": 1e6 * (_cpu_seconds(server_pid) - cpu0) / max(1, last)}
             await asyncio.sleep(0.02)
     finally:
         await nc.close()
+        if sub is not None:
+            sub.close()
 
 
 def run(*, rates: tuple[float, ...] = RATES, seconds: float = 5.0, instruments: int = 1000,
@@ -253,9 +284,13 @@ def run(*, rates: tuple[float, ...] = RATES, seconds: float = 5.0, instruments: 
                            "carried_per_s": max((r["hub_per_s"] for r in carried), default=0.0)}
     size = int(runs[0]["bytes_per_message"])
     with NatsServer() as nats_server:
+        assert nats_server.process is not None
+        pid = nats_server.process.pid
         out["bytes_per_message"] = size
-        out["jetstream_baseline_per_s"] = uvloop.run(_baseline(nats_server.url, size, instruments, True))
-        out["core_baseline_per_s"] = uvloop.run(_baseline(nats_server.url, size, instruments, False))
+        out["jetstream_baseline"] = uvloop.run(_baseline(nats_server.url, size, instruments, True,
+                                                         server_pid=pid))
+        out["core_baseline"] = uvloop.run(_baseline(nats_server.url, size, instruments, False,
+                                                    server_pid=pid))
     return out
 
 
@@ -275,8 +310,10 @@ def format_result(r: dict[str, Any]) -> str:
         f"  carried (<= {100 * DROPS_CARRIED:g} % dropped, reader never resynced): "
         f"{r['carried_per_s']:,.0f} updates/s",
         f"  baselines, nats-py batches of {r['bytes_per_message']:,}-byte messages, no fastfeed: "
-        f"JetStream stores {r['jetstream_baseline_per_s']:,.0f}/s, core NATS takes "
-        f"{r['core_baseline_per_s']:,.0f}/s",
+        f"JetStream stores {r['jetstream_baseline']['per_s']:,.0f}/s "
+        f"({r['jetstream_baseline']['server_us']:.1f} us of server CPU each); core NATS to one "
+        f"subscriber {r['core_baseline']['per_s']:,.0f}/s "
+        f"({r['core_baseline']['server_us']:.1f} us each)",
     ]
     return "\n".join(lines)
 
