@@ -135,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     if args.replay is not None and not os.path.isfile(args.replay):
         raise CommandError(f"--replay {args.replay}: no such file", 2)
+    if args.bench_rate is not None and not args.bench:
+        raise CommandError("--bench-rate paces --bench: give both", 2)
     loop = new_event_loop()
     try:
         loop.run_until_complete(_serve(args))
