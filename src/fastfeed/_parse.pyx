@@ -679,7 +679,8 @@ cdef inline int parse_full_feed(WireReader* r, Scratch* s, SFeed* f) noexcept no
             return -1
         if tag == 0x0A or tag == 0x12:
             if f.ff_case != <int32_t>(tag >> 3):
-                clear_case(s, f)
+                if f.ff_case != FF_NONE:
+                    clear_case(s, f)        # a first branch has nothing to drop
                 f.ff_case = tag >> 3
             if tag == 0x0A:
                 rc = parse_market_ff(r, s, f)
@@ -740,7 +741,8 @@ cdef inline int parse_feed(WireReader* r, Scratch* s, SFeed* f) noexcept nogil:
             return -1
         if tag == 0x0A or tag == 0x12 or tag == 0x1A:
             if f.case_ != <int32_t>(tag >> 3):
-                clear_case(s, f)
+                if f.case_ != CASE_NONE:
+                    clear_case(s, f)        # a first branch has nothing to drop
                 f.case_ = tag >> 3
             if tag == 0x0A:
                 rc = parse_ltpc(r, f)
