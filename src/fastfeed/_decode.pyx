@@ -161,10 +161,18 @@ cdef void apply_feed(Store store, Scratch* s, SFeed* f, bint snapshot,
     rec.ltt = row.ltt
     rec.ltq = row.ltq
     rec.cp = row.cp
-    rec.bid_p = row.bid_p[0]
-    rec.bid_q = row.bid_q[0]
-    rec.ask_p = row.ask_p[0]
-    rec.ask_q = row.ask_q[0]
+    if row.parts & PART_DEPTH:
+        rec.bid_p = row.bid_p[0]
+        rec.bid_q = row.bid_q[0]
+        rec.ask_p = row.ask_p[0]
+        rec.ask_q = row.ask_q[0]
+    else:
+        # A row never given depth since its last snapshot has none (both zero it): the book's
+        # four cache lines need not be read for an LTPC instrument's every update.
+        rec.bid_p = 0
+        rec.bid_q = 0
+        rec.ask_p = 0
+        rec.ask_q = 0
     rec.vtt = row.vtt
     rec.oi = row.oi
     store.publish_record(rec)
