@@ -349,7 +349,7 @@ cdef inline int parse_ltpc(WireReader* r, SFeed* f) noexcept nogil:
     if wr_next(r, 0x09) and wr_double(r, &f.ltpc.ltp) < 0:
         return -1
     if wr_next(r, 0x10):
-        if wr_varint(r, &v) < 0:
+        if wr_varint_long(r, &v) < 0:
             return -1
         f.ltpc.ltt = <int64_t>v
     if wr_next(r, 0x18):
@@ -508,7 +508,7 @@ cdef inline int parse_bar(WireReader* r, SBar* b) noexcept nogil:
             return -1
         b.vol = <int64_t>v
     if wr_next(r, 0x38):
-        if wr_varint(r, &v) < 0:
+        if wr_varint_long(r, &v) < 0:
             return -1
         b.ts = <int64_t>v
     while r.pos < r.end:

@@ -61,6 +61,28 @@ cdef Py_ssize_t varint_at(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
                           uint64_t* out) noexcept nogil
 
 
+cdef inline int wr_varint(WireReader* r, uint64_t* out) noexcept nogil:
+    # One and two byte varints (tags, small quantities, enums) inline; longer ones out of line.
+    cdef Py_ssize_t p = r.pos
+    cdef uint64_t b0, b1
+    if r.end - p >= 2:
+        b0 = r.buf[p]
+        if b0 < 0x80:
+            out[0] = b0
+            r.pos = p + 1
+            return 0
+        b1 = r.buf[p + 1]
+        if b1 < 0x80:
+            out[0] = (b0 & 0x7F) | (b1 << 7)
+            r.pos = p + 2
+            return 0
+    p = varint_at(r.buf, p, r.end, out)
+    if p < 0:
+        return wr_fail(r, <WireError>(-p), r.pos)
+    r.pos = p
+    return 0
+
+
 cdef extern from *:
     """
     #if defined(_MSC_VER) && !defined(__clang__)
@@ -74,42 +96,26 @@ cdef extern from *:
     int ff_ctz64(uint64_t x) noexcept nogil
 
 
-cdef inline int wr_varint(WireReader* r, uint64_t* out) noexcept nogil:
-    # One and two byte varints (tags, small quantities, enums) take the first branches. Up to
-    # eight bytes (timestamps take six) are read as one word: the first clear high bit ends the
-    # varint, and three shift-and-mask steps pack its 7-bit groups, with no loop per byte.
-    # Longer ones, and those within 8 bytes of the end, go out of line.
-    cdef Py_ssize_t p = r.pos
-    cdef uint64_t b0, b1, w, stop
+cdef inline int wr_varint_long(WireReader* r, uint64_t* out) noexcept nogil:
+    # For fields that are mostly 3-8 bytes long (epoch-ms timestamps take six): one word read,
+    # the first clear high bit ends the varint, and three shift-and-mask steps pack its 7-bit
+    # groups, with no loop or call per byte. Only at those fields, so that the code inlined at
+    # every other varint stays small. Anything else takes wr_varint.
+    cdef uint64_t w, stop
     cdef int bits
-    if r.end - p >= 2:
-        b0 = r.buf[p]
-        if b0 < 0x80:
-            out[0] = b0
-            r.pos = p + 1
+    if r.end - r.pos >= 8:
+        memcpy(&w, r.buf + r.pos, 8)    # little-endian hosts only, as in wr_fixed64
+        stop = ~w & 0x8080808080808080ULL
+        if stop != 0:
+            bits = ff_ctz64(stop) + 1   # 8 per byte of the varint
+            w &= (0xFFFFFFFFFFFFFFFFULL >> (64 - bits)) & 0x7F7F7F7F7F7F7F7FULL
+            w = ((w & 0x7F007F007F007F00ULL) >> 1) | (w & 0x007F007F007F007FULL)
+            w = ((w & 0x3FFF00003FFF0000ULL) >> 2) | (w & 0x00003FFF00003FFFULL)
+            w = ((w & 0x0FFFFFFF00000000ULL) >> 4) | (w & 0x000000000FFFFFFFULL)
+            out[0] = w
+            r.pos += bits >> 3
             return 0
-        b1 = r.buf[p + 1]
-        if b1 < 0x80:
-            out[0] = (b0 & 0x7F) | (b1 << 7)
-            r.pos = p + 2
-            return 0
-        if r.end - p >= 8:
-            memcpy(&w, r.buf + p, 8)    # little-endian hosts only, as in wr_fixed64
-            stop = ~w & 0x8080808080808080ULL
-            if stop != 0:
-                bits = ff_ctz64(stop) + 1   # 8 per byte of the varint
-                w &= (0xFFFFFFFFFFFFFFFFULL >> (64 - bits)) & 0x7F7F7F7F7F7F7F7FULL
-                w = ((w & 0x7F007F007F007F00ULL) >> 1) | (w & 0x007F007F007F007FULL)
-                w = ((w & 0x3FFF00003FFF0000ULL) >> 2) | (w & 0x00003FFF00003FFFULL)
-                w = ((w & 0x0FFFFFFF00000000ULL) >> 4) | (w & 0x000000000FFFFFFFULL)
-                out[0] = w
-                r.pos = p + (bits >> 3)
-                return 0
-    p = varint_at(r.buf, p, r.end, out)
-    if p < 0:
-        return wr_fail(r, <WireError>(-p), r.pos)
-    r.pos = p
-    return 0
+    return wr_varint(r, out)
 
 
 cdef inline int wr_tag(WireReader* r, uint32_t* tag) noexcept nogil:
