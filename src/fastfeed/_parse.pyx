@@ -736,6 +736,16 @@ cdef inline int parse_feed(WireReader* r, Scratch* s, SFeed* f) noexcept nogil:
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    # An LTPC feed as protobuf writes it (the branch, then the mode) takes a path without the
+    # dispatch; the loop below takes whatever follows, in any order.
+    if (f.case_ == CASE_NONE or f.case_ == CASE_LTPC) and wr_next(r, 0x0A):
+        f.case_ = CASE_LTPC
+        if parse_ltpc(r, f) < 0:
+            return -1
+        if wr_next(r, 0x20):
+            if wr_varint(r, &v) < 0:
+                return -1
+            f.mode = <int32_t>v
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
