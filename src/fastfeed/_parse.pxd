@@ -79,12 +79,13 @@ ctypedef struct SGreeks:
     double rho
 
 ctypedef struct SFeed:
+    # What every feed touches comes first, in the struct's first 128 bytes with the LTPC: an
+    # LTPC entry costs two cache lines of scratch, not four.
     Py_ssize_t key_off
     Py_ssize_t key_len
     # The map entry's content (key and value fields) as it came: the NATS bridge forwards it.
     Py_ssize_t entry_off
     Py_ssize_t entry_len
-    uint64_t hash
     int32_t row
     int32_t mode
     int32_t case_
@@ -92,15 +93,16 @@ ctypedef struct SFeed:
     # Which sub-messages were present. Each sub-struct is zeroed when its bit is first set, so
     # a feed costs only what it carries.
     uint32_t has
-    SLtpc ltpc
-    SStats stats
-    SGreeks greeks
-    SQuote first
+    int32_t b_dropped       # bars not kept past Scratch.max_bars distinct intervals
     Py_ssize_t q_start
     Py_ssize_t q_count
     Py_ssize_t b_start
     Py_ssize_t b_count
-    int32_t b_dropped       # bars not kept past Scratch.max_bars distinct intervals
+    SLtpc ltpc
+    SStats stats
+    SGreeks greeks
+    SQuote first
+    uint64_t hash           # only for keys the decoder's prediction missed
 
 ctypedef struct SStatus:
     int32_t map

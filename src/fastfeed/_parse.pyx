@@ -349,7 +349,7 @@ cdef inline int parse_ltpc(WireReader* r, SFeed* f) noexcept nogil:
     if wr_next(r, 0x09) and wr_double(r, &f.ltpc.ltp) < 0:
         return -1
     if wr_next(r, 0x10):
-        if wr_varint(r, &v) < 0:
+        if wr_varint_long(r, &v) < 0:
             return -1
         f.ltpc.ltt = <int64_t>v
     if wr_next(r, 0x18):
@@ -508,7 +508,7 @@ cdef inline int parse_bar(WireReader* r, SBar* b) noexcept nogil:
             return -1
         b.vol = <int64_t>v
     if wr_next(r, 0x38):
-        if wr_varint(r, &v) < 0:
+        if wr_varint_long(r, &v) < 0:
             return -1
         b.ts = <int64_t>v
     while r.pos < r.end:
@@ -679,7 +679,8 @@ cdef inline int parse_full_feed(WireReader* r, Scratch* s, SFeed* f) noexcept no
             return -1
         if tag == 0x0A or tag == 0x12:
             if f.ff_case != <int32_t>(tag >> 3):
-                clear_case(s, f)
+                if f.ff_case != FF_NONE:
+                    clear_case(s, f)        # a first branch has nothing to drop
                 f.ff_case = tag >> 3
             if tag == 0x0A:
                 rc = parse_market_ff(r, s, f)
@@ -735,12 +736,23 @@ cdef inline int parse_feed(WireReader* r, Scratch* s, SFeed* f) noexcept nogil:
     cdef int rc
     if wr_enter(r, &saved) < 0:
         return -1
+    # An LTPC feed as protobuf writes it (the branch, then the mode) takes a path without the
+    # dispatch; the loop below takes whatever follows, in any order.
+    if (f.case_ == CASE_NONE or f.case_ == CASE_LTPC) and wr_next(r, 0x0A):
+        f.case_ = CASE_LTPC
+        if parse_ltpc(r, f) < 0:
+            return -1
+        if wr_next(r, 0x20):
+            if wr_varint(r, &v) < 0:
+                return -1
+            f.mode = <int32_t>v
     while r.pos < r.end:
         if wr_tag(r, &tag) < 0:
             return -1
         if tag == 0x0A or tag == 0x12 or tag == 0x1A:
             if f.case_ != <int32_t>(tag >> 3):
-                clear_case(s, f)
+                if f.case_ != CASE_NONE:
+                    clear_case(s, f)        # a first branch has nothing to drop
                 f.case_ = tag >> 3
             if tag == 0x0A:
                 rc = parse_ltpc(r, f)
