@@ -464,8 +464,8 @@ cdef extern from *:
     /* A Quote is built without its dataclass __init__ (a frozen dataclass's __init__ pays an
        object.__setattr__ per field, microseconds for 32 fields): it is allocated as
        object.__new__ does and each slot is filled as its member descriptor would fill it. */
-    static PyObject* ff_alloc(PyObject* type) {
-        return ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, 0);
+    static PyObject* ff_alloc(PyObject* type, Py_ssize_t items) {
+        return ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, items);
     }
     /* The byte offset of an object slot in its instances, or -1 if `descr` is not one. */
     static Py_ssize_t ff_slot_offset(PyObject* descr) {
@@ -488,7 +488,7 @@ cdef extern from *:
         *(PyObject**)((char*)obj + offset) = value;
     }
     """
-    object ff_alloc(object type)
+    object ff_alloc(object type, Py_ssize_t items)  # items: a tuple subclass's length
     Py_ssize_t ff_slot_offset(object descr)
     PyObject* ff_slot_get(object obj, Py_ssize_t offset)
     void ff_slot_clear(object obj, Py_ssize_t offset)
@@ -532,9 +532,7 @@ cdef tuple _levels(const double* prices, const int64_t* quantities, int n):
     cdef tuple out = PyTuple_New(n)
     cdef int i
     for i in range(n):
-        level = (prices[i], quantities[i])
-        Py_INCREF(level)
-        PyTuple_SET_ITEM(out, i, level)
+        _set_item(out, i, (prices[i], quantities[i]))
     return out
 
 
@@ -557,12 +555,46 @@ cdef class QuoteParts:
         cdef int i
         cdef dict ohlc = {}
         for i in range(self.n_bars):
-            ohlc[PyUnicode_DecodeUTF8(self.bars[i].interval,
-                                      strnlen(self.bars[i].interval, INTERVAL_SIZE), NULL)] = \
-                tuple.__new__(_PyBar, (self.bars[i].open, self.bars[i].high, self.bars[i].low,
-                                       self.bars[i].close, self.bars[i].vol, self.bars[i].ts))
+            ohlc[_interval_name(self.bars[i].interval)] = _bar(&self.bars[i])
         return (_levels(self.bid_p, self.bid_q, self.n_levels),
                 _levels(self.ask_p, self.ask_q, self.n_levels), PyDictProxy_New(ohlc))
+
+
+cdef object _bar(Bar* b):
+    # A Bar (a NamedTuple: a tuple subclass) allocated with its six items, as tuple.__new__
+    # would, without the argument tuple it copies them from.
+    bar = ff_alloc(_PyBar, 6)
+    _set_item(bar, 0, b.open)
+    _set_item(bar, 1, b.high)
+    _set_item(bar, 2, b.low)
+    _set_item(bar, 3, b.close)
+    _set_item(bar, 4, b.vol)
+    _set_item(bar, 5, b.ts)
+    return bar
+
+
+cdef inline void _set_item(object tuple_, Py_ssize_t i, object value) noexcept:
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(tuple_, i, value)
+
+
+# Interval names decoded before ("1d", "I1", ...): a row's bars name the same few all day.
+cdef enum:
+    NAMES_KEPT = 8
+cdef char _names_raw[NAMES_KEPT][INTERVAL_SIZE]
+cdef list _names = []
+
+
+cdef str _interval_name(const char* interval):
+    cdef Py_ssize_t i
+    for i in range(len(_names)):
+        if memcmp(_names_raw[i], interval, INTERVAL_SIZE) == 0:
+            return <str>_names[i]
+    name = PyUnicode_DecodeUTF8(interval, strnlen(interval, INTERVAL_SIZE), NULL)
+    if len(_names) < NAMES_KEPT:
+        memcpy(_names_raw[len(_names)], interval, INTERVAL_SIZE)
+        _names.append(name)
+    return name
 
 
 cdef QuoteParts _parts_of(QuoteRow* r):
@@ -638,7 +670,7 @@ cdef tuple _MODE_NAMES = MODES
 cdef object _to_quote(str key, QuoteRow* r):
     # Every field but bids, asks and ohlc, straight into the new Quote's slots (no tuple of
     # values in between); those three stay unset, their data in _parts.
-    quote = ff_alloc(Quote)
+    quote = ff_alloc(Quote, 0)
     _put(quote, F_KEY, key)
     _put(quote, F_LTP, r.ltp)
     _put(quote, F_LTT, r.ltt)
