@@ -1,5 +1,6 @@
-"""Hub -> NATS -> NatsFeed on this machine (see fastfeed.benchmark.nats): updates per second
-bridged and received, and the hub-receive-to-remote-quote delay (p50, p99).
+"""Hub -> NATS -> NatsFeed on this machine (see fastfeed.benchmark.nats): a paced simulator at a
+few offered rates; per rate the updates bridged and received per second, the drops, the
+hub-receive-to-remote-quote delay (p50, p99) and each process's CPU.
 
     pytest benchmarks/test_nats.py --benchmark-only -s
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fastfeed.benchmark.nats import format_result, run
+from fastfeed.benchmark.nats import RATES, format_result, run
 
 MODE = os.environ.get("FASTFEED_NATS_MODE", "full")
 
@@ -29,4 +30,10 @@ def test_nats_bridge(benchmark: Any, result: dict[str, Any]) -> None:
     # The measurement already ran; record it as this benchmark's result.
     benchmark.pedantic(lambda: result, rounds=1, iterations=1)
     benchmark.extra_info.update({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
-    benchmark.extra_info.update({f"paced_{k}": v for k, v in result["paced_latency_us"].items()})
+    for rate, x in zip(RATES, result["runs"]):
+        benchmark.extra_info.update({
+            f"{rate}_{k}": v for k, v in (("hub_per_s", x["hub_per_s"]),
+                                          ("received_per_s", x["received_per_s"]),
+                                          ("dropped", x["dropped"]),
+                                          ("p50_us", x["latency_us"]["p50"]),
+                                          ("p99_us", x["latency_us"]["p99"]))})

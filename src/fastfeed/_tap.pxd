@@ -52,6 +52,7 @@ cdef struct Chunk:
     int32_t* offsets      # n + 1 entries; offsets[0] == 0
     Py_ssize_t n
     Py_ssize_t cap
+    uint64_t seq          # the order chunks were started in (set by the first message put in)
 
 # A one-producer, one-consumer queue of chunk ids: head is the consumer's, tail the producer's.
 cdef struct IdQueue:
@@ -67,7 +68,8 @@ cdef class FrameTap:
     cdef IdQueue full                # producer -> writer: chunks to write
     cdef IdQueue empty               # writer -> producer: written chunks to fill again
     cdef int active                  # the chunk being filled, -1 for none, BUSY while appending
-    cdef int held                    # the writer's: a chunk taken early, written next
+    cdef int held                    # the writer's: a chunk taken early, written in its turn
+    cdef uint64_t started            # chunks started so far: the next one's seq
     cdef int closed_flag
     cdef int writer_waiting
     cdef PyThread_type_lock wakeup   # a semaphore the writer sleeps on

@@ -26,6 +26,7 @@ it sends and the gaps. One consumer: the writer thread.
 
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.buffer cimport PyBUF_READ
+from cpython.exc cimport PyErr_SetInterrupt
 from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
                                PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
@@ -43,6 +44,23 @@ REQUEST = TAP_REQUEST
 GAP = TAP_GAP
 
 cdef Py_ssize_t RECORD_BYTES = 32   # chunk record slots: one per this many payload bytes
+
+# Python bytecode that does nothing. The receive path runs C for long stretches (the event loop,
+# the listener, the decoder) and CPython only hands the GIL to a thread that asked for it when
+# bytecode runs; the writer needs it back once per write, so without this it waits until the
+# loop goes idle (tens of ms at full rate: it falls behind and drops). Called once per chunk
+# filled, not per message; a Cython function would not do (it runs no bytecode).
+_let_writer_in = eval("lambda: None")
+
+
+cdef void offer_gil() noexcept nogil:
+    with gil:
+        try:
+            _let_writer_in()
+        except KeyboardInterrupt:
+            # Bytecode also runs pending signal handlers: a Ctrl-C raised here could not
+            # propagate out of the receive path, so it is raised again where it can.
+            PyErr_SetInterrupt()
 
 cdef enum:
     GAP_BYTES = 160  # an overflow gap record's JSON
@@ -170,6 +188,9 @@ cdef class FrameTap:
 
     cdef void _put(self, Chunk* c, int8_t kind, int64_t recv_ns, const char* data,
                    Py_ssize_t size) noexcept nogil:
+        if c.n == 0:
+            c.seq = self.started
+            self.started += 1
         if size:
             memcpy(c.data + c.data_len, data, size)
         c.data_len += size
@@ -191,6 +212,7 @@ cdef class FrameTap:
         cdef Py_ssize_t need = size
         cdef Py_ssize_t slots = 1
         cdef bint fits
+        cdef bint pushed = False
         if ff_load(&self.closed_flag):
             ff_store_release(&self.active, cid)
             return 0
@@ -205,6 +227,7 @@ cdef class FrameTap:
             c = &self.chunks[cid]
             if c.n > 0 and (c.n + slots > c.cap or c.data_len + need > c.data_cap):
                 self._push_full(cid)
+                pushed = True
                 cid = -1
         if cid < 0:
             cid = self._fresh_chunk(need)
@@ -220,6 +243,8 @@ cdef class FrameTap:
                 self.window_first_ns = recv_ns
             self.window_dropped += 1
             ff_store_release(&self.active, cid)
+            if pushed:
+                offer_gil()
             return 0
         if gap_len:
             self._put(c, TAP_GAP, recv_ns, gap, gap_len)
@@ -228,6 +253,8 @@ cdef class FrameTap:
         self.records += 1
         self.bytes += size
         ff_store_release(&self.active, cid)
+        if pushed:  # only once `active` is back: the writer may take the GIL here
+            offer_gil()
         return 0
 
     def add(self, int kind, bytes payload, int64_t recv_ns=0):
@@ -254,11 +281,15 @@ cdef class FrameTap:
     def take(self, bint flush=False):
         """The id of the oldest chunk to write: a full one; with `flush` (or once closed) also
         the partly filled active one; or -1."""
-        cdef int cid = q_pop(&self.full, self.max_chunks)
-        if cid >= 0:
+        cdef int cid
+        cdef int64_t head = self.full.head
+        if self.held >= 0 and (head == ff_load64(&self.full.tail) or
+                               self.chunks[self.full.ids[head % self.max_chunks]].seq
+                               > self.chunks[self.held].seq):
+            cid, self.held = self.held, -1  # older than every chunk still on the full queue
             return cid
-        if self.held >= 0:
-            cid, self.held = self.held, -1
+        cid = q_pop(&self.full, self.max_chunks)
+        if cid >= 0:
             return cid
         if not (flush or ff_load(&self.closed_flag)):
             return -1

@@ -54,6 +54,13 @@ def test_the_simulator_on_a_busy_port_is_a_one_line_error() -> None:
     assert f"127.0.0.1:{port}" in line and "already in use" in line
 
 
+def test_the_simulator_bench_rate_is_checked_in_one_line() -> None:
+    line = one_line_error(fastfeed("sim", "--bench-rate", "100"))
+    assert "--bench-rate" in line and "--bench" in line
+    line = one_line_error(fastfeed("sim", "--bench", "--bench-rate", "0"))
+    assert "bench_rate must be positive" in line
+
+
 def test_watch_full_d30_without_plus_says_upstox_ignores_such_keys() -> None:
     for token in (TOKEN, None):  # the mode is refused whether a token is set or not
         env = {k: v for k, v in os.environ.items() if k != "UPSTOX_ACCESS_TOKEN"}

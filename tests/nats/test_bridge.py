@@ -168,6 +168,8 @@ def test_bad_input_is_refused_with_clear_errors(sim):
             Bridge(hub, bad)
     with pytest.raises(ValueError):
         Bridge(hub, "nats://127.0.0.1:1", prefix="a b")
+    with pytest.raises(ValueError, match="max_state_rate"):
+        Bridge(hub, "nats://127.0.0.1:1", max_state_rate=0)
     with pytest.raises(ValueError):
         NatsFeed("nats://127.0.0.1:1", prefix="a.*")
 
@@ -180,3 +182,25 @@ def test_bad_input_is_refused_with_clear_errors(sim):
         assert "secret" not in str(err.value)
         assert "secret" not in repr(Bridge(hub, f"nats://user:secret@127.0.0.1:{port}"))
     run(unreachable(), 30)
+
+
+def test_state_passes_are_spaced_out_past_max_state_rate(sim, nats_server):
+    # Passes every 20 ms would store most of the updates; capped at 10 stored messages per
+    # second, a pass of N subjects makes the next wait N / 10 s. An upper bound, over a window
+    # that ends on a count of updates: a slower machine only makes fewer passes. The stream
+    # still ends with the hub's state.
+    async def main() -> None:
+        async with hub_for(sim) as hub, Bridge(hub, nats_server.url, prefix="capped",
+                                               state_interval=0.02, max_state_rate=10) as bridge:
+            await bridge.wait_connected(20)
+            await wait_until(lambda: bridge.stored >= len(sim.instruments), 20, "first pass")
+            loop = asyncio.get_running_loop()
+            stored, updates, t0 = bridge.stored, hub.decoder.updates, loop.time()
+            subjects = bridge.stats()["subjects"]
+            await wait_until(lambda: hub.decoder.updates > updates + 6 * subjects, 30, "updates")
+            elapsed = loop.time() - t0
+            assert bridge.stored - stored <= 10 * elapsed + 2 * subjects
+            await settle(sim, hub, bridge)
+            async with NatsFeed(nats_server.url, prefix="capped") as reader:
+                assert mismatches(hub, reader) == []
+    run(main(), 90)

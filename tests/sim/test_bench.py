@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as up
 
 from fastfeed.sim import Simulator
@@ -51,3 +52,34 @@ def test_measure_push_rate_reports_what_it_pushed() -> None:
     result = measure_push_rate(frames=20_000, in_process=True)
     assert result["frames"] == 20_000 and result["bytes"] > 20_000 * 100
     assert result["frames_per_s"] > 0
+
+
+def test_paced_bench_mode_sends_the_pool_at_the_rate_and_exactly_n_frames() -> None:
+    # 300 frames at 1000/s cannot arrive in much under 0.3 s, however idle the machine; a
+    # lower bound only, so a loaded machine cannot make it fail.
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], bench=True, bench_frames=302, bench_rate=1000.0,
+                             instruments_per_frame=3, ping_interval=None) as sim:
+            async with connect(sim.market_url) as ws:
+                await ws.send(request("sub", sim.instruments[:20], "full"))
+                got = []
+                loop = asyncio.get_running_loop()
+                try:
+                    while True:
+                        got.append(await asyncio.wait_for(ws.recv(), 10))
+                        if len(got) == 3:
+                            t0 = loop.time()
+                except Exception as exc:  # ConnectionClosedOK
+                    assert exc.rcvd.code == 1000
+                elapsed = loop.time() - t0
+        assert len(got) == 302
+        feeds = [up.FeedResponse.FromString(f) for f in got[2:]]
+        assert {f.type for f in feeds} == {up.live_feed}
+        assert all(len(f.feeds) == 3 for f in feeds)
+        assert elapsed >= 0.2
+    run(main())
+
+
+def test_bench_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="bench_rate"):
+        Simulator(tokens=[TOKEN], bench=True, bench_rate=0)

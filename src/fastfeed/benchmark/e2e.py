@@ -29,8 +29,8 @@ TOKEN = "e2e-bench-token"
 CA_FILE_ENV = "FASTFEED_E2E_CA_FILE"  # set for a client process when the server is wss://
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
-DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000, "websockets+upb": 300_000,
-                  "sdk": 40_000}
+DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000,
+                  "fastfeed+record-shared": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------
@@ -40,7 +40,8 @@ def _ssl_context() -> Any:
     cafile = os.environ.get(CA_FILE_ENV)
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
-def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None) -> dict[str, Any]:
+def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None,
+                     writer_cpus: set[int] | None = None) -> dict[str, Any]:
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
@@ -48,19 +49,23 @@ def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = 
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url, instruments=keys, mode=mode, ping_interval=None,
                           reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)),
-                          record=record, ssl=_ssl_context())
+                          ssl=_ssl_context())
+        if record is not None:
+            feed.record(record, writer_cpus=writer_cpus)
         first: list[float] = []
-        feed.on("market_status", lambda status: first.append(time.process_time()) or
-                first.append(time.perf_counter()))
+        feed.on("market_status", lambda status: first.extend(
+            (time.process_time(), time.perf_counter(), time.thread_time())))
         await feed.connect()
         try:
             await feed.wait_closed()
         except Exception:  # the server's close after N frames ends the run
             pass
-        wall_end, cpu_end = time.perf_counter(), time.process_time()
+        wall_end, cpu_end, loop_end = time.perf_counter(), time.process_time(), time.thread_time()
         d = feed.decoder
+        # loop_cpu_s: the receiving thread's own CPU (cpu_s also counts a recording's writer).
         out = {"frames": d.frames, "updates": d.updates, "bytes": d.bytes, "errors": d.errors,
-               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0]}
+               "seconds": wall_end - first[1], "cpu_s": cpu_end - first[0],
+               "loop_cpu_s": loop_end - first[2]}
         rec = feed.stop_recording()
         if rec is not None:  # the file is finished after the clock stopped: it is not timed
             out.update(recorded=rec["records"], dropped=rec["dropped"], file_bytes=rec["file_bytes"])
@@ -140,7 +145,21 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
 
 
 def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
-    """fastfeed recording every frame to a capture file (see fastfeed.capture)."""
+    """fastfeed recording every frame to a capture file (see fastfeed.capture), its writer thread
+    placed as a deployment would: off the receiving core, on the CPUs the client process is not
+    pinned to (on a 2-CPU machine that is the server's CPU, where it competes with the server)."""
+    import tempfile
+
+    own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    others = set(range(os.cpu_count() or 1)) - own
+    with tempfile.TemporaryDirectory() as tmp:
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"),
+                                writer_cpus=others or None)
+
+
+def _client_fastfeed_record_shared(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """As fastfeed+record, but the writer thread shares the receiving core (the process's
+    affinity): compression then takes its time from the feed."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +167,7 @@ def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, A
 
 
 _CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,
+                 "fastfeed+record-shared": _client_fastfeed_record_shared,
                  "websockets+upb": _client_websockets, "sdk": _client_sdk}
 
 

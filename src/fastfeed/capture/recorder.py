@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Iterable
 
 from fastfeed._tap import FrameTap
 from fastfeed.events import Gap
@@ -26,6 +26,23 @@ from .file import COMPRESSIONS, GAP, KINDS, REQUEST, Path, proto_schema_hash, pu
 log = logging.getLogger(__name__)
 
 _open: "weakref.WeakSet[Recorder]" = weakref.WeakSet()
+
+
+def _cpu_set(cpus: Iterable[int] | None) -> frozenset[int] | None:
+    """`cpus` checked: a non-empty set of this machine's CPU numbers, or None."""
+    if cpus is None:
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError("writer_cpus needs os.sched_setaffinity (Linux)")
+    try:
+        chosen = frozenset(cpus)
+    except TypeError:
+        raise TypeError(f"writer_cpus must be an iterable of CPU numbers, not {cpus!r}") from None
+    count = os.cpu_count() or 1
+    if not chosen or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < count
+                             for c in chosen):
+        raise ValueError(f"writer_cpus must be CPU numbers from 0 to {count - 1}, not {cpus!r}")
+    return chosen
 
 
 def _fastfeed_version() -> str:
@@ -43,15 +60,22 @@ class Recorder:
     ``chunk_bytes``/``max_bytes``: the tap's chunk size and its memory bound (past it, messages
     are dropped and counted rather than the receive path waiting). ``flush_interval``: the
     longest a recorded message waits in memory before it is written.
+    ``writer_cpus``: CPU numbers the writer thread is pinned to (Linux), e.g. ``{1}`` when the
+    feed's process is pinned to CPU 0. Compression costs more per frame than decoding (lz4 runs
+    at a few hundred MB/s on frames of live prices), so a writer sharing the receiving core
+    takes that time from the feed; placed on another core it does not. None: wherever the
+    process may run (the operating system moves it to an idle core unless the process is
+    pinned).
     """
 
     def __init__(self, path: Path, *, feed: str, url: str, subscriptions: Any,
                  compression: str = "lz4", chunk_bytes: int = 4 << 20, max_bytes: int = 64 << 20,
-                 flush_interval: float = 0.25) -> None:
+                 flush_interval: float = 0.25, writer_cpus: Iterable[int] | None = None) -> None:
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
         if not flush_interval > 0:
             raise ValueError(f"flush_interval must be positive, not {flush_interval}")
+        self.writer_cpus = _cpu_set(writer_cpus)
         pa = pyarrow()
         self._pa = pa
         self.path = os.fspath(path)
@@ -76,7 +100,7 @@ class Recorder:
             self._sink.close()
             raise
         self.batches = 0
-        self.file_bytes = self._sink.tell()
+        self._file_bytes: int | None = None  # known once finished; os.path.getsize until then
         self.error: BaseException | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="fastfeed-recorder", daemon=True)
@@ -130,6 +154,12 @@ class Recorder:
 
     # -- the writer thread ---------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.writer_cpus is not None:
+            try:
+                os.sched_setaffinity(0, self.writer_cpus)  # 0: this thread, on Linux
+            except OSError as exc:  # a cpuset without them: record anyway, wherever it runs
+                log.warning("%s: could not pin the writer to CPUs %s: %s", self.path,
+                            sorted(self.writer_cpus), exc)
         tap = self.tap
         interval = self.flush_interval
         next_flush = time.monotonic() + interval
@@ -138,9 +168,9 @@ class Recorder:
                 closed = tap.closed
                 now = time.monotonic()
                 due = closed or now >= next_flush
-                cid = tap.take(due)
-                if cid >= 0:
-                    self._write(cid)
+                cids = self._take(due)
+                if cids:
+                    self._write(cids)
                     continue
                 if closed:
                     gap = tap.tail_gap()  # drops after the last message that fitted
@@ -155,22 +185,50 @@ class Recorder:
             tap.close()
             log.error("%s: recording stopped: %s", self.path, exc)
 
-    def _write(self, cid: int) -> None:
+    def _take(self, flush: bool) -> list[int]:
+        """Every chunk ready to write, oldest first: the full ones, and with `flush` the partly
+        filled active one too."""
+        tap = self.tap
+        cids = []
+        while (cid := tap.take(False)) >= 0:
+            cids.append(cid)
+        if flush and (cid := tap.take(True)) >= 0:
+            cids.append(cid)
+            while (cid := tap.take(False)) >= 0:  # held behind an older one that raced in
+                cids.append(cid)
+        return cids
+
+    def _write(self, cids: list[int]) -> None:
+        """Write chunks `cids` as one record batch each, in one call: pyarrow compresses and
+        writes them with the GIL released, and this thread takes the GIL back once for them
+        all (each time it does, it may wait for the receiving thread to let go of it)."""
         pa = self._pa
-        n, recv, kind, offsets, data = self.tap.buffers(cid)
         try:
-            batch = pa.RecordBatch.from_arrays([
-                pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(recv)]),
-                pa.DictionaryArray.from_arrays(
-                    pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(kind)]), self._kinds),
-                pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
-            ], schema=self._schema)
-            self._writer.write_batch(batch)
-            del batch
+            batches = []
+            for cid in cids:
+                n, recv, kind, offsets, data = self.tap.buffers(cid)
+                batches.append(pa.RecordBatch.from_arrays([
+                    pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(recv)]),
+                    pa.DictionaryArray.from_arrays(
+                        pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(kind)]), self._kinds),
+                    pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
+                ], schema=self._schema))
+            self._writer.write_table(pa.Table.from_batches(batches, schema=self._schema))
+            del batches
         finally:
-            self.tap.give_back(cid)
-        self.batches += 1
-        self.file_bytes = self._sink.tell()
+            for cid in cids:
+                self.tap.give_back(cid)
+        self.batches += len(cids)
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes in the file so far (all of it once closed)."""
+        if self._file_bytes is None:
+            try:
+                return os.path.getsize(self.path)
+            except OSError:
+                return 0
+        return self._file_bytes
 
     def _write_gap(self, payload: bytes) -> None:
         pa = self._pa
@@ -179,12 +237,11 @@ class Recorder:
             pa.DictionaryArray.from_arrays(pa.array([GAP], pa.int8()), self._kinds),
             pa.array([payload], pa.binary())], schema=self._schema))
         self.batches += 1
-        self.file_bytes = self._sink.tell()
 
     def _finish(self) -> None:
         try:
             self._writer.close()
-            self.file_bytes = self._sink.tell()
+            self._file_bytes = self._sink.tell()
         finally:
             self._sink.close()
 

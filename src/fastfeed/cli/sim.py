@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--bench", action="store_true",
                    help="push a pre-encoded frame pool as fast as the socket drains")
     f.add_argument("--bench-frames", type=int, help="in --bench, close with 1000 after this many frames")
+    f.add_argument("--bench-rate", type=float, metavar="FPS",
+                   help="in --bench, push the pool at this many frames per second, not as fast as it drains")
     f.add_argument("--replay", metavar="PATH",
                    help="serve this market capture to every client that subscribes")
     f.add_argument("--speed", type=float, metavar="X",
@@ -99,7 +101,7 @@ async def _serve(args: argparse.Namespace) -> None:
         instruments_per_frame=args.instruments_per_frame, seed=args.seed, tls=args.tls,
         redirect_status=args.redirect_status, ping_interval=args.ping_interval or None,
         ping_timeout=args.ping_timeout, faults=_faults(args), phase=args.phase, bench=args.bench,
-        bench_frames=args.bench_frames, portfolio_rate=args.portfolio_rate,
+        bench_frames=args.bench_frames, bench_rate=args.bench_rate, portfolio_rate=args.portfolio_rate,
         replay=args.replay, replay_speed=args.speed,
     )
     stop = asyncio.Event()
@@ -133,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     if args.replay is not None and not os.path.isfile(args.replay):
         raise CommandError(f"--replay {args.replay}: no such file", 2)
+    if args.bench_rate is not None and not args.bench:
+        raise CommandError("--bench-rate paces --bench: give both", 2)
     loop = new_event_loop()
     try:
         loop.run_until_complete(_serve(args))

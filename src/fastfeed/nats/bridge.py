@@ -21,7 +21,10 @@ of thousands per second on a small machine, where core NATS forwards close to a 
   ``<prefix>.<token>.<parts>``, which the stream keeps (last message per subject, under
   ``max_age`` and ``max_bytes``): the stream is the conflated state, a late joiner reads it and
   then follows the live subjects (see feed.py). Updates replaced before they were stored are
-  counted in ``conflated``.
+  counted in ``conflated``. A stored message costs the server several times what a live one does
+  (it is stored, and delivered to every reader's consumer): past ``max_state_rate`` messages per
+  second the passes are spaced out, so that at a full subscription (thousands of subjects
+  changing) the state path does not take the CPU the live path needs.
 
 After every reconnect the latest update of every subject is stored again, so the stream holds the
 hub's state even when the server lost what was in flight or restarted empty.
@@ -71,7 +74,9 @@ class Bridge:
     ``16 * max_instruments``), however slow NATS is. ``max_msgs_per_subject``, ``max_age`` (seconds) and
     ``max_bytes`` bound the JetStream stream; ``storage`` is ``"file"`` or ``"memory"``.
     ``state_interval`` (seconds) is how often the newest update of each changed subject is stored
-    in the stream: at most that often per subject, however fast the feed.
+    in the stream: at most that often per subject, however fast the feed; when a pass stores
+    more than ``max_state_rate * state_interval`` messages the next waits longer, so that the
+    stream takes at most ``max_state_rate`` messages per second.
     Run it on the feed's event loop: ``async with Bridge(...)`` or ``await start()`` /
     ``await close()`` (or ``with Bridge(...)`` for a feed running in its own thread). It
     connects, and reconnects, in the background. Start it before the feed connects: updates the
@@ -82,7 +87,7 @@ class Bridge:
                  stream: str | None = None, max_msgs_per_subject: int = 1,
                  max_age: float = 24 * 3600.0, max_bytes: int = 1 << 30, storage: str = "file",
                  buffer_bytes: int = 1 << 20, max_pending_bytes: int = 8 << 20,
-                 state_interval: float = 0.1,
+                 state_interval: float = 0.1, max_state_rate: float = 5000.0,
                  ping_interval: float = 2.0, connect_timeout: float = 2.0) -> None:
         if storage not in ("file", "memory"):
             raise ValueError("storage must be 'file' or 'memory'")
@@ -92,6 +97,8 @@ class Bridge:
             raise ValueError("max_pending_bytes must be positive")
         if not 0 < state_interval <= 60:
             raise ValueError("state_interval must be in (0, 60] seconds")
+        if not max_state_rate > 0:
+            raise ValueError("max_state_rate must be positive (messages per second)")
         self.feed = feed
         self.servers = server_list(servers)
         self.prefix = check_prefix(prefix)
@@ -102,6 +109,7 @@ class Bridge:
         self.storage = storage
         self.max_pending_bytes = max_pending_bytes
         self.state_interval = state_interval
+        self.max_state_rate = max_state_rate
         self._state_due = False     # the state list is to be written out
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
@@ -325,11 +333,14 @@ class Bridge:
     # -- publishing --------------------------------------------------------------------------------
     async def _tick(self) -> None:
         assert self._kick is not None
+        wait = self.state_interval
         while True:
-            await asyncio.sleep(self.state_interval)
-            if self.outbox.state_pending:
+            await asyncio.sleep(wait)
+            due = self.outbox.state_pending
+            if due:
                 self._state_due = True
                 self._kick.set()
+            wait = max(self.state_interval, due / self.max_state_rate)
 
     async def _pump(self) -> None:
         assert self._kick is not None

@@ -28,6 +28,7 @@ log = redacting_logger(__name__)  # no token may reach a log, even by mistake
 _BLOB_BYTES = 256 * 1024  # benchmark mode: one transport write carries about this many bytes
 _MAX_PENDING = 64
 _YIELD_EVERY = 8          # benchmark mode: writes between two turns of the event loop
+_PACE_TICK = 0.001        # paced benchmark mode: the shortest sleep between two writes, seconds
 
 
 def ws_frame_header(size: int) -> bytes:
@@ -63,6 +64,15 @@ class FramePool:
     def head(self, frames: int) -> tuple[bytes, int]:
         """The first `frames` frames of the blob, and their payload bytes."""
         return self.blob[:self._ends[frames - 1]], self._payload_ends[frames - 1]
+
+    def run(self, start: int, frames: int) -> tuple[bytes, int, int]:
+        """Up to `frames` frames from frame `start` on, not past the blob's end: the bytes, their
+        payload bytes and how many frames that is."""
+        count = min(frames, self.frames - start)
+        begin = self._ends[start - 1] if start else 0
+        pbegin = self._payload_ends[start - 1] if start else 0
+        end = start + count - 1
+        return self.blob[begin:self._ends[end]], self._payload_ends[end] - pbegin, count
 
 
 class MarketSession(Session):
@@ -313,6 +323,10 @@ class MarketSession(Session):
         underlying.set_write_buffer_limits(high=4 * _BLOB_BYTES, low=_BLOB_BYTES)
         write = underlying.write
         writes = 0
+        rate = self.sim.bench_rate
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(loop.time()) if rate else None
+        cursor = 0   # paced: the next frame of the blob
         while self._pool is pool and not self._pending:
             if not self.can_send():
                 await self.wait_writable()
@@ -326,7 +340,16 @@ class MarketSession(Session):
                 else:
                     self.after_frames()
                 return
-            if left is not None and left < pool.frames:
+            if pacer is not None:
+                now = loop.time()
+                wait = pacer.wait(now)
+                if wait > 0:
+                    await asyncio.sleep(max(wait, _PACE_TICK))
+                    continue
+                due = pacer.take(now, rate, batch=pool.frames)
+                blob, nbytes, count = pool.run(cursor, due if left is None else min(due, left))
+                cursor = (cursor + count) % pool.frames
+            elif left is not None and left < pool.frames:
                 blob, nbytes = pool.head(left)
                 count = left
             else:

@@ -71,6 +71,7 @@ class Simulator:
         bench: bool = False,
         bench_frames: int | None = None,
         bench_pool_size: int = 64,
+        bench_rate: float | None = None,
         portfolio_rate: float = 5.0,
         caps: Mapping[str, tuple[int, int]] | None = None,
         code_ttl: float = 60.0,
@@ -84,6 +85,8 @@ class Simulator:
             raise ValueError(f"phase must be one of {PHASES}")
         if ping_interval is not None and ping_interval <= 0:
             raise ValueError("ping_interval must be positive (or None to send no pings)")
+        if bench_rate is not None and not bench_rate > 0:
+            raise ValueError("bench_rate must be positive frames per second (or None: unpaced)")
         self.host = host
         self.requested_port = port
         self.tokens = TokenBook(tokens, plus_tokens)
@@ -104,6 +107,9 @@ class Simulator:
         self.bench = bench
         self.bench_frames = bench_frames
         self.bench_pool_size = bench_pool_size
+        # Benchmark mode at a fixed pace (frames per second) rather than as fast as the socket
+        # drains: a paced source leaves the clients the CPU it would otherwise take.
+        self.bench_rate = bench_rate
         self.portfolio_rate = portfolio_rate
         self.caps: dict[str, tuple[int, int]] = dict(CAPS)
         if caps:
