@@ -1,9 +1,9 @@
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import numpy.typing as npt
 
-from fastfeed.quote import Quote
+from fastfeed.quote import Bar, Quote
 
 BAR_DTYPE: np.dtype[Any]
 ROW_DTYPE: np.dtype[Any]
@@ -34,6 +34,10 @@ class Store:
     def reader(self, from_start: bool = False) -> RingReader: ...
     def latest(self, n: int) -> npt.NDArray[Any]: ...
     def mark_stale(self) -> None: ...
+
+class QuoteParts:
+    def build(self) -> tuple[tuple[tuple[float, int], ...], tuple[tuple[float, int], ...],
+                             Mapping[str, Bar]]: ...
 
 class RingReader:
     cursor: int

@@ -1,9 +1,12 @@
 """Instrument registry, snapshot table, update ring and ring readers, all fixed at construction."""
 
+cimport cython
+
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_FillInfo, PyBuffer_Release,
                              PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDictProxy_New
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -22,8 +25,8 @@ import numpy as np
 from fastfeed._clock cimport now_ns
 
 from fastfeed.errors import SeqlockTimeoutError
-from fastfeed.quote import Bar as _PyBar, Quote
-from fastfeed.schema import KIND_NAMES, mode_of
+from fastfeed.quote import Bar as _PyBar, Quote, _Deferred
+from fastfeed.schema import KIND_NAMES, MODES, mode_of
 
 cdef Py_ssize_t ARENA_PER_KEY = 48
 # Over a caller's buffer the arena cannot grow: room for keys longer than any Upstox key.
@@ -461,8 +464,8 @@ cdef extern from *:
     /* A Quote is built without its dataclass __init__ (a frozen dataclass's __init__ pays an
        object.__setattr__ per field, microseconds for 32 fields): it is allocated as
        object.__new__ does and each slot is filled as its member descriptor would fill it. */
-    static PyObject* ff_alloc(PyObject* type) {
-        return ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, 0);
+    static PyObject* ff_alloc(PyObject* type, Py_ssize_t items) {
+        return ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, items);
     }
     /* The byte offset of an object slot in its instances, or -1 if `descr` is not one. */
     static Py_ssize_t ff_slot_offset(PyObject* descr) {
@@ -471,71 +474,233 @@ cdef extern from *:
         if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
         return m->offset;
     }
+    /* An object slot's value (a borrowed reference), or NULL while it is unset. */
+    static inline PyObject* ff_slot_get(PyObject* obj, Py_ssize_t offset) {
+        return *(PyObject**)((char*)obj + offset);
+    }
+    /* Empty a slot, dropping its reference. */
+    static inline void ff_slot_clear(PyObject* obj, Py_ssize_t offset) {
+        Py_CLEAR(*(PyObject**)((char*)obj + offset));
+    }
     /* Fill an empty slot (a new object's): takes a new reference to value. */
     static inline void ff_slot_fill(PyObject* obj, Py_ssize_t offset, PyObject* value) {
         Py_INCREF(value);
         *(PyObject**)((char*)obj + offset) = value;
     }
     """
-    object ff_alloc(object type)
+    object ff_alloc(object type, Py_ssize_t items)  # items: a tuple subclass's length
     Py_ssize_t ff_slot_offset(object descr)
+    PyObject* ff_slot_get(object obj, Py_ssize_t offset)
+    void ff_slot_clear(object obj, Py_ssize_t offset)
     void ff_slot_fill(object obj, Py_ssize_t offset, object value)
 
 
 cdef enum:
     QUOTE_FIELDS = 32
 
-# The byte offsets of Quote's slots in field order: _to_quote's values come in this order.
+# Quote's fields in order (fastfeed.quote.Quote); BIDS, ASKS and OHLC are left to QuoteParts.
+cdef enum:
+    F_KEY = 0
+    F_LTP, F_LTT, F_LTQ, F_CP, F_LTPC_IEP, F_ATP, F_VTT, F_OI, F_IV, F_TBQ, F_TSQ, F_IEP
+    F_RP, F_IEQ, F_IIQ_TOTAL, F_IIQ_M, F_CAS_ELIGIBLE, F_DELTA, F_THETA, F_GAMMA, F_VEGA, F_RHO
+    F_BIDS, F_ASKS, F_OHLC, F_MODE, F_KIND, F_SERVER_TS, F_RECV_NS, F_UPDATES, F_STALE
+
+# The byte offsets of Quote's slots in field order, and of its _parts slot.
 cdef Py_ssize_t _QUOTE_SLOTS[QUOTE_FIELDS]
+cdef Py_ssize_t _PARTS_SLOT
 
 
 cdef int _find_quote_slots() except -1:
+    global _PARTS_SLOT
     names = [f.name for f in _dataclass_fields(Quote)]
-    if len(names) != QUOTE_FIELDS:
-        raise ImportError(f"fastfeed.quote.Quote has {len(names)} fields; _store builds {QUOTE_FIELDS}")
+    if len(names) != QUOTE_FIELDS or names[F_BIDS:F_OHLC + 1] != ["bids", "asks", "ohlc"]:
+        raise ImportError(f"fastfeed.quote.Quote's fields are not the {QUOTE_FIELDS} _store builds")
     for i, name in enumerate(names):
         _QUOTE_SLOTS[i] = ff_slot_offset(Quote.__dict__[name])
         if _QUOTE_SLOTS[i] < 0:
             raise ImportError(f"Quote.{name} is not a slot")
+    _PARTS_SLOT = ff_slot_offset(_Deferred.__dict__["_parts"])
+    if _PARTS_SLOT < 0:
+        raise ImportError("Quote._parts is not a slot")
     return 0
 
 
 _find_quote_slots()
 
 
-cdef tuple _levels(double* prices, int64_t* quantities, int n):
+cdef tuple _levels(const double* prices, const int64_t* quantities, int n):
     cdef tuple out = PyTuple_New(n)
     cdef int i
     for i in range(n):
-        level = (prices[i], quantities[i])
-        Py_INCREF(level)
-        PyTuple_SET_ITEM(out, i, level)
+        _set_item(out, i, (prices[i], quantities[i]))
     return out
 
 
+@cython.freelist(8)
+cdef class QuoteParts:
+    """A Quote's depth levels and OHLC bars, copied out of the row's consistent copy and made
+    into ``bids``, ``asks`` and ``ohlc`` only when one of them is first read (Quote.__getattr__).
+    It holds no Python object, so the cyclic GC never tracks it."""
+
+    cdef int n_levels
+    cdef int n_bars
+    cdef double bid_p[MAX_LEVELS]
+    cdef int64_t bid_q[MAX_LEVELS]
+    cdef double ask_p[MAX_LEVELS]
+    cdef int64_t ask_q[MAX_LEVELS]
+    cdef Bar bars[MAX_BARS]
+
+    def build(self):
+        """``(bids, asks, ohlc)``, as Quote's fields hold them."""
+        cdef int i
+        cdef dict ohlc = {}
+        for i in range(self.n_bars):
+            ohlc[_interval_name(self.bars[i].interval)] = _bar(&self.bars[i])
+        return (_levels(self.bid_p, self.bid_q, self.n_levels),
+                _levels(self.ask_p, self.ask_q, self.n_levels), PyDictProxy_New(ohlc))
+
+
+cdef object _bar(Bar* b):
+    # A Bar (a NamedTuple: a tuple subclass) allocated with its six items, as tuple.__new__
+    # would, without the argument tuple it copies them from.
+    bar = ff_alloc(_PyBar, 6)
+    _set_item(bar, 0, b.open)
+    _set_item(bar, 1, b.high)
+    _set_item(bar, 2, b.low)
+    _set_item(bar, 3, b.close)
+    _set_item(bar, 4, b.vol)
+    _set_item(bar, 5, b.ts)
+    return bar
+
+
+cdef inline void _set_item(object tuple_, Py_ssize_t i, object value) noexcept:
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(tuple_, i, value)
+
+
+# Interval names decoded before ("1d", "I1", ...): a row's bars name the same few all day.
+cdef enum:
+    NAMES_KEPT = 8
+cdef char _names_raw[NAMES_KEPT][INTERVAL_SIZE]
+cdef list _names = []
+
+
+cdef str _interval_name(const char* interval):
+    cdef Py_ssize_t i
+    for i in range(len(_names)):
+        if memcmp(_names_raw[i], interval, INTERVAL_SIZE) == 0:
+            return <str>_names[i]
+    name = PyUnicode_DecodeUTF8(interval, strnlen(interval, INTERVAL_SIZE), NULL)
+    if len(_names) < NAMES_KEPT:
+        memcpy(_names_raw[len(_names)], interval, INTERVAL_SIZE)
+        _names.append(name)
+    return name
+
+
+cdef QuoteParts _parts_of(QuoteRow* r):
+    cdef QuoteParts parts = QuoteParts.__new__(QuoteParts)
+    cdef int n = clamp(r.n_levels, MAX_LEVELS)
+    parts.n_levels = n
+    parts.n_bars = clamp(r.n_bars, MAX_BARS)
+    memcpy(parts.bid_p, r.bid_p, n * sizeof(double))
+    memcpy(parts.bid_q, r.bid_q, n * sizeof(int64_t))
+    memcpy(parts.ask_p, r.ask_p, n * sizeof(double))
+    memcpy(parts.ask_q, r.ask_q, n * sizeof(int64_t))
+    memcpy(parts.bars, r.bars, parts.n_bars * sizeof(Bar))
+    return parts
+
+
+cdef class _DeferredField:
+    """Quote's descriptor for ``bids``, ``asks`` or ``ohlc`` (in place of the slot's own): the
+    slot's value, made with the other two from the Quote's QuoteParts when it is still unset."""
+
+    cdef object member      # the slot's member descriptor: setting and deleting go to it
+    cdef Py_ssize_t offset
+    cdef int index          # 0, 1, 2: bids, asks, ohlc
+
+    def __cinit__(self, member, int index):
+        self.member = member
+        self.offset = ff_slot_offset(member)
+        self.index = index
+
+    def __get__(self, obj, owner):
+        cdef PyObject* value
+        cdef PyObject* parts
+        cdef int i
+        if obj is None:
+            return self
+        if not isinstance(obj, Quote):
+            raise TypeError(f"descriptor for Quote applied to {type(obj).__name__}")
+        value = ff_slot_get(obj, self.offset)
+        if value != NULL:
+            return <object>value
+        parts = ff_slot_get(obj, _PARTS_SLOT)
+        if parts == NULL or <object>parts is None:
+            return self.member.__get__(obj, owner)  # unset and nothing to make it of: AttributeError
+        built = (<QuoteParts>parts).build()
+        for i in range(3):  # unless another thread got there first, during build()
+            if ff_slot_get(obj, _QUOTE_SLOTS[F_BIDS + i]) == NULL:
+                ff_slot_fill(obj, _QUOTE_SLOTS[F_BIDS + i], built[i])
+        ff_slot_clear(obj, _PARTS_SLOT)  # its copy is of no more use
+        return <object>ff_slot_get(obj, self.offset)
+
+    def __set__(self, obj, value):
+        self.member.__set__(obj, value)
+
+    def __delete__(self, obj):
+        self.member.__delete__(obj)
+
+
+cdef int _install_deferred_fields() except -1:
+    for i, name in enumerate(("bids", "asks", "ohlc")):
+        setattr(Quote, name, _DeferredField(Quote.__dict__[name], i))
+    return 0
+
+
+_install_deferred_fields()
+
+
+cdef inline void _put(object quote, int field, object value) noexcept:
+    ff_slot_fill(quote, _QUOTE_SLOTS[field], value)
+
+
+cdef tuple _MODE_NAMES = MODES
+
+
 cdef object _to_quote(str key, QuoteRow* r):
-    cdef int i
-    cdef Py_ssize_t n
-    cdef int levels = clamp(r.n_levels, MAX_LEVELS)
-    cdef dict ohlc = {}
-    for i in range(clamp(r.n_bars, MAX_BARS)):
-        n = strnlen(r.bars[i].interval, INTERVAL_SIZE)
-        ohlc[PyUnicode_DecodeUTF8(r.bars[i].interval, n, NULL)] = tuple.__new__(_PyBar, (
-            r.bars[i].open, r.bars[i].high, r.bars[i].low, r.bars[i].close,
-            r.bars[i].vol, r.bars[i].ts))
-    cdef tuple values = (
-        key, r.ltp, r.ltt, r.ltq, r.cp, r.ltpc_iep if r.flags & FLAG_LTPC_IEP else None,
-        r.atp, r.vtt, r.oi, r.iv, r.tbq, r.tsq, r.iep, r.rp,
-        r.ieq, r.iiq_total, r.iiq_m, r.cas_eligible != 0,
-        r.delta, r.theta, r.gamma, r.vega, r.rho,
-        _levels(r.bid_p, r.bid_q, levels), _levels(r.ask_p, r.ask_q, levels),
-        PyDictProxy_New(ohlc),
-        mode_of(r.mode), KIND_NAMES[clamp(r.kind, len(KIND_NAMES) - 1)],
-        r.server_ts, r.recv_ns, r.updates, (r.flags & FLAG_STALE) != 0,
-    )
-    quote = ff_alloc(Quote)
-    for i in range(QUOTE_FIELDS):
-        ff_slot_fill(quote, _QUOTE_SLOTS[i], values[i])
+    # Every field but bids, asks and ohlc, straight into the new Quote's slots (no tuple of
+    # values in between); those three stay unset, their data in _parts.
+    quote = ff_alloc(Quote, 0)
+    _put(quote, F_KEY, key)
+    _put(quote, F_LTP, r.ltp)
+    _put(quote, F_LTT, r.ltt)
+    _put(quote, F_LTQ, r.ltq)
+    _put(quote, F_CP, r.cp)
+    _put(quote, F_LTPC_IEP, r.ltpc_iep if r.flags & FLAG_LTPC_IEP else None)
+    _put(quote, F_ATP, r.atp)
+    _put(quote, F_VTT, r.vtt)
+    _put(quote, F_OI, r.oi)
+    _put(quote, F_IV, r.iv)
+    _put(quote, F_TBQ, r.tbq)
+    _put(quote, F_TSQ, r.tsq)
+    _put(quote, F_IEP, r.iep)
+    _put(quote, F_RP, r.rp)
+    _put(quote, F_IEQ, r.ieq)
+    _put(quote, F_IIQ_TOTAL, r.iiq_total)
+    _put(quote, F_IIQ_M, r.iiq_m)
+    _put(quote, F_CAS_ELIGIBLE, r.cas_eligible != 0)
+    _put(quote, F_DELTA, r.delta)
+    _put(quote, F_THETA, r.theta)
+    _put(quote, F_GAMMA, r.gamma)
+    _put(quote, F_VEGA, r.vega)
+    _put(quote, F_RHO, r.rho)
+    _put(quote, F_MODE, _MODE_NAMES[r.mode] if 0 <= r.mode < len(_MODE_NAMES) else mode_of(r.mode))
+    _put(quote, F_KIND, KIND_NAMES[clamp(r.kind, len(KIND_NAMES) - 1)])
+    _put(quote, F_SERVER_TS, r.server_ts)
+    _put(quote, F_RECV_NS, r.recv_ns)
+    _put(quote, F_UPDATES, r.updates)
+    _put(quote, F_STALE, (r.flags & FLAG_STALE) != 0)
+    ff_slot_fill(quote, _PARTS_SLOT, _parts_of(r))
     return quote
 
 

@@ -16,8 +16,18 @@ class Bar(NamedTuple):
     ts: int
 
 
+class _Deferred:
+    """Quote's one slot outside its fields. A Quote the store builds (fastfeed._store) leaves
+    ``bids``, ``asks`` and ``ohlc`` unset and keeps the row's levels and bars here, copied; the
+    store's descriptors for those three fields make them at the first read. So an ``on_quote``
+    callback that looks only at prices pays for none of their 15-odd tuples, and a Quote made
+    through the constructor is a plain dataclass instance."""
+
+    __slots__ = ("_parts",)
+
+
 @dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(_Deferred):
     """The latest merged state of one instrument, copied consistently out of the snapshot table.
 
     Names follow the schema in snake_case. ``server_ts`` is the frame's ``currentTs`` (epoch ms),

@@ -152,3 +152,38 @@ def test_a_no_op_on_update_path_allocates_nothing_per_frame() -> None:
     # Not one object per frame, not even a temporary that is freed again.
     assert current - base <= 0
     assert peak - base == 0
+
+
+def test_a_stored_quote_makes_its_levels_and_bars_once_at_the_first_read() -> None:
+    import dataclasses
+    import gc
+    import threading
+
+    feed = feed_for()
+    listener = listener_of(feed)
+    keys = instrument_keys(2)
+    listener.feed_frame(frame(keys, "full_d30"))
+    assert [f.name for f in dataclasses.fields(Quote)][23:26] == ["bids", "asks", "ohlc"]
+    expected = quote_from_row(feed, 0)
+    q = feed.store.quote_at(0)
+    assert not gc.is_tracked(q._parts)  # the copy of the levels gives the cyclic GC nothing
+    asks = q.asks  # the first read makes all three
+    assert len(asks) == 30 and asks == expected.asks and q.bids == expected.bids
+    assert q.asks is asks and q.ohlc is q.ohlc and dict(q.ohlc) == dict(expected.ohlc)
+    assert not hasattr(q, "_parts")  # the copy is dropped once made into objects
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        q.bids = ()  # type: ignore[misc]
+    # Threads racing for the first read all see the same objects.
+    q = feed.store.quote_at(1)
+    seen: list[Any] = []
+    threads = [threading.Thread(target=lambda: seen.append(q.bids)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 8 and all(b is seen[0] for b in seen)
+    # A Quote from the constructor is a plain instance; a descriptor of Quote reads no other type.
+    made = dataclasses.replace(q, updates=0)
+    assert made.bids is q.bids and made.ohlc is q.ohlc and not hasattr(made, "_parts")
+    with pytest.raises(TypeError):
+        type(q).__dict__["bids"].__get__(object(), Quote)

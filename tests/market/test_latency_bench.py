@@ -3,6 +3,7 @@ time the server writes into a frame is what every client reads back, and a short
 MarketFeed client gives one sample per frame past the warm-up. Nothing here is timed."""
 from __future__ import annotations
 
+import itertools
 import time
 
 from fastfeed import FeedDecoder
@@ -12,8 +13,9 @@ from fastfeed.proto import fastfeed_market_v3_pb2 as pb
 
 def test_the_send_time_is_the_frames_current_ts_for_every_reader() -> None:
     prefixes = frame_prefixes(4)
-    ts = time.monotonic_ns()
-    for prefix in prefixes:
+    # Now, and send times of every varint length around the 7 bytes the fast path writes.
+    times = [time.monotonic_ns(), 1, 127, 128, (1 << 42) - 1, 1 << 42, (1 << 49) - 1, 1 << 49]
+    for prefix, ts in itertools.product(prefixes, times):
         f = stamped(prefix, ts)
         parsed = pb.FeedResponse.FromString(f)
         assert parsed.currentTs == ts and list(parsed.feeds) == [KEY]
