@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable
 
 import numpy as np
@@ -27,7 +26,7 @@ from fastfeed._store import Store
 from fastfeed.errors import FeedClosedError, InstrumentLimitError
 from fastfeed.events import CONNECTION_EVENTS, ERROR, GAP, MARKET_STATUS
 from fastfeed.quote import Quote
-from fastfeed.reading import StoreReading
+from fastfeed.reading import StoreReading, UpdateBatch
 from fastfeed.transport.client import FeedClient
 from fastfeed.transport.connection import ReconnectPolicy, TokenProvider
 from fastfeed.transport.requests import DEFAULT_CHUNK, requests
@@ -39,21 +38,6 @@ log = logging.getLogger(__name__)
 UPSTOX_MARKET_URL = "wss://api.upstox.com/v3/feed/market-data-feed"
 _BINARY = 2  # picows WSMsgType.BINARY
 _PART_SNAPSHOT = 32  # PART_SNAPSHOT of a record's parts (_store.pxd): from an initial_feed
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateBatch:
-    """What one read of the ring gave an ``updates()`` consumer.
-
-    ``records``: a copy of the ring records (``RECORD_DTYPE``), oldest first, safe to keep.
-    ``missed``: updates overwritten before this consumer got to them (it fell a ring behind).
-    """
-
-    records: npt.NDArray[Any]
-    missed: int
-
-    def __len__(self) -> int:
-        return len(self.records)
 
 
 def _percentiles(values: npt.NDArray[Any]) -> dict[str, float]:
@@ -241,21 +225,17 @@ class MarketFeed(StoreReading, FeedClient):
         ``on_update``, ``ring`` or ``snapshot``).
         """
         self._check_on_feed_loop()
-        reader = self.store.reader(from_start)
-        limit = self.store.ring_capacity if limit is None or limit <= 0 else limit
-        while True:
-            if reader.pending:
-                records, missed = reader.read(limit)
-                if missed:
-                    self.ring_overruns += missed
-                yield UpdateBatch(records, int(missed))
-                continue
-            if self.error is not None and not self.closing:
-                raise self.error
-            if self.closing or not self.running:
-                return
-            self._check_on_feed_loop()
-            await self._next_data()
+        async for batch in self._ring_batches(limit, from_start, self._more_updates):
+            yield batch
+
+    async def _more_updates(self) -> bool:
+        if self.error is not None and not self.closing:
+            raise self.error
+        if self.closing or not self.running:
+            return False
+        self._check_on_feed_loop()
+        await self._next_data()
+        return True
 
     def _check_on_feed_loop(self) -> None:
         loop = self.loop

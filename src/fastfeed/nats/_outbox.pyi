@@ -6,8 +6,6 @@ SEQ_HEADER: str
 class Outbox:
     capacity: int
     max_slots: int
-    queued_slots: int
-    state_slots: int
     updates: int
     sent: int
     dropped: int

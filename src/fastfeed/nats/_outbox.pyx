@@ -46,6 +46,25 @@ cdef int32_t NO_SLOT = -1
 cdef int32_t STATUS_ROW = -1
 cdef int PARTS = 64             # parts bit sets (6 PART_* bits)
 
+# A slot sits on two lists at once, each oldest first: LIVE, updates not yet published, and
+# STATE, subjects whose newest update the stream does not hold yet. One pair of list functions
+# serves both, through the slot's link for that list.
+cdef enum:
+    LIVE = 0
+    STATE = 1
+
+
+ctypedef struct Link:
+    int32_t prev
+    int32_t next
+    bint queued
+
+
+ctypedef struct Chain:
+    int32_t head
+    int32_t tail
+    Py_ssize_t n
+
 
 ctypedef struct Slot:
     int32_t row                 # STATUS_ROW for the market status
@@ -58,12 +77,7 @@ ctypedef struct Slot:
     char* data                  # the entry's (or MarketInfo's) bytes
     Py_ssize_t len
     Py_ssize_t cap
-    int32_t prev                # live list links
-    int32_t next
-    bint queued
-    int32_t sprev               # state list links
-    int32_t snext
-    bint squeued
+    Link links[2]               # on the LIVE and STATE lists
 
 
 cdef inline Py_ssize_t put_varint(char* p, uint64_t v) noexcept nogil:
@@ -110,12 +124,7 @@ cdef class Outbox:
     cdef int32_t* slot_of       # row * PARTS + parts -> slot
     cdef int32_t max_rows
     cdef int32_t status_slot
-    cdef int32_t head           # live list, oldest first
-    cdef int32_t tail
-    cdef readonly Py_ssize_t queued_slots
-    cdef int32_t shead          # state list, oldest first
-    cdef int32_t stail
-    cdef readonly Py_ssize_t state_slots
+    cdef Chain chains[2]        # the LIVE and STATE lists
     cdef uint64_t seq
     cdef bytes prefix
     cdef bytes live_prefix
@@ -148,10 +157,10 @@ cdef class Outbox:
         self.max_rows = max_instruments
         self.max_slots = max_slots if max_slots > 0 else 16 * max_instruments + 1
         self.status_slot = NO_SLOT
-        self.head = NO_SLOT
-        self.tail = NO_SLOT
-        self.shead = NO_SLOT
-        self.stail = NO_SLOT
+        for i in range(2):
+            self.chains[i].head = NO_SLOT
+            self.chains[i].tail = NO_SLOT
+            self.chains[i].n = 0
         self.prefix = (check_prefix(prefix) + ".").encode()
         self.live_prefix = (live_prefix(prefix) + ".").encode()
         self.subjects = []
@@ -169,12 +178,12 @@ cdef class Outbox:
     @property
     def pending(self):
         """Updates waiting to be taken."""
-        return self.queued_slots
+        return self.chains[LIVE].n
 
     @property
     def state_pending(self):
         """Subjects whose newest update the stream does not have yet."""
-        return self.state_slots
+        return self.chains[STATE].n
 
     @property
     def slot_count(self):
@@ -184,6 +193,7 @@ cdef class Outbox:
         cdef int32_t cap
         cdef Slot* grown
         cdef Slot* sl
+        cdef int k
         if self.n_slots == self.max_slots:
             return NO_SLOT
         if self.n_slots == self.cap_slots:
@@ -201,68 +211,41 @@ cdef class Outbox:
         sl.data = NULL
         sl.len = 0
         sl.cap = 0
-        sl.prev = NO_SLOT
-        sl.next = NO_SLOT
-        sl.queued = False
-        sl.sprev = NO_SLOT
-        sl.snext = NO_SLOT
-        sl.squeued = False
+        for k in range(2):
+            sl.links[k].prev = NO_SLOT
+            sl.links[k].next = NO_SLOT
+            sl.links[k].queued = False
         self.n_slots += 1
         return self.n_slots - 1
 
-    cdef inline void _unlink(self, int32_t i) noexcept nogil:
-        cdef Slot* sl = &self.slots[i]
-        if sl.prev != NO_SLOT:
-            self.slots[sl.prev].next = sl.next
+    cdef inline void _unlink(self, int which, int32_t i) noexcept nogil:
+        cdef Chain* ch = &self.chains[which]
+        cdef Link* ln = &self.slots[i].links[which]
+        if ln.prev != NO_SLOT:
+            self.slots[ln.prev].links[which].next = ln.next
         else:
-            self.head = sl.next
-        if sl.next != NO_SLOT:
-            self.slots[sl.next].prev = sl.prev
+            ch.head = ln.next
+        if ln.next != NO_SLOT:
+            self.slots[ln.next].links[which].prev = ln.prev
         else:
-            self.tail = sl.prev
-        sl.prev = NO_SLOT
-        sl.next = NO_SLOT
-        sl.queued = False
-        self.queued_slots -= 1
+            ch.tail = ln.prev
+        ln.prev = NO_SLOT
+        ln.next = NO_SLOT
+        ln.queued = False
+        ch.n -= 1
 
-    cdef inline void _append(self, int32_t i) noexcept nogil:
-        cdef Slot* sl = &self.slots[i]
-        sl.prev = self.tail
-        sl.next = NO_SLOT
-        if self.tail != NO_SLOT:
-            self.slots[self.tail].next = i
+    cdef inline void _append(self, int which, int32_t i) noexcept nogil:
+        cdef Chain* ch = &self.chains[which]
+        cdef Link* ln = &self.slots[i].links[which]
+        ln.prev = ch.tail
+        ln.next = NO_SLOT
+        if ch.tail != NO_SLOT:
+            self.slots[ch.tail].links[which].next = i
         else:
-            self.head = i
-        self.tail = i
-        sl.queued = True
-        self.queued_slots += 1
-
-    cdef inline void _state_unlink(self, int32_t i) noexcept nogil:
-        cdef Slot* sl = &self.slots[i]
-        if sl.sprev != NO_SLOT:
-            self.slots[sl.sprev].snext = sl.snext
-        else:
-            self.shead = sl.snext
-        if sl.snext != NO_SLOT:
-            self.slots[sl.snext].sprev = sl.sprev
-        else:
-            self.stail = sl.sprev
-        sl.sprev = NO_SLOT
-        sl.snext = NO_SLOT
-        sl.squeued = False
-        self.state_slots -= 1
-
-    cdef inline void _state_append(self, int32_t i) noexcept nogil:
-        cdef Slot* sl = &self.slots[i]
-        sl.sprev = self.stail
-        sl.snext = NO_SLOT
-        if self.stail != NO_SLOT:
-            self.slots[self.stail].snext = i
-        else:
-            self.shead = i
-        self.stail = i
-        sl.squeued = True
-        self.state_slots += 1
+            ch.head = i
+        ch.tail = i
+        ln.queued = True
+        ch.n += 1
 
     cdef int _store(self, int32_t i, const uint8_t* body, Py_ssize_t size, int32_t type_,
                     int64_t ts, int64_t recv_ns, uint8_t field) except -1:
@@ -287,16 +270,16 @@ cdef class Outbox:
         sl.field = field
         self.seq += 1
         sl.seq = self.seq
-        if sl.queued:
+        if sl.links[LIVE].queued:
             self.dropped += 1   # the older update of this subject was never sent
-            self._unlink(i)
+            self._unlink(LIVE, i)
         if sl.row != STATUS_ROW:  # the market status goes to the stream only: it is rare
-            self._append(i)
+            self._append(LIVE, i)
             self.updates += 1
-        if sl.squeued:
+        if sl.links[STATE].queued:
             self.conflated += 1  # the stream gets only the newest of this subject
-            self._state_unlink(i)
-        self._state_append(i)
+            self._unlink(STATE, i)
+        self._append(STATE, i)
         return 0
 
     cdef int _learn_rows(self, Store store) except -1:
@@ -372,10 +355,10 @@ cdef class Outbox:
         """Queue every subject's latest update for the stream again, in the order they arrived."""
         cdef int32_t i
         order = sorted((self.slots[i].seq, i) for i in range(self.n_slots) if self.slots[i].len)
-        while self.shead != NO_SLOT:
-            self._state_unlink(self.shead)
+        while self.chains[STATE].head != NO_SLOT:
+            self._unlink(STATE, self.chains[STATE].head)
         for _, i in order:
-            self._state_append(i)
+            self._append(STATE, i)
         return len(order)
 
     cdef Py_ssize_t _format(self, Slot* sl, char* p, Py_ssize_t room, bint live):
@@ -449,41 +432,35 @@ cdef class Outbox:
     def take(self):
         """HPUB commands for the waiting live updates, oldest first, up to ``capacity`` bytes, as
         one bytes object (None if nothing waits). What did not fit waits for the next take."""
-        cdef Py_ssize_t used = 0, n
-        cdef int32_t i
-        while self.head != NO_SLOT:
-            i = self.head
-            n = self._format(&self.slots[i], self.buf + used, self.capacity - used, True)
-            if n == 0:
-                if used == 0:   # larger than the whole buffer: it can never go
-                    self._unlink(i)
-                    self.refused += 1
-                    continue
-                break
-            used += n
-            self._unlink(i)
-            self.sent += 1
-        if used == 0:
-            return None
-        self.taken_bytes += used
-        return PyBytes_FromStringAndSize(self.buf, used)
+        return self._take(LIVE)
 
     def take_state(self):
         """As ``take``, for the stream's subjects: the newest update of every subject changed
         since the last take_state, oldest first."""
+        return self._take(STATE)
+
+    cdef object _take(self, int which):
         cdef Py_ssize_t used = 0, n
         cdef int32_t i
-        while self.shead != NO_SLOT:
-            i = self.shead
-            n = self._format(&self.slots[i], self.buf + used, self.capacity - used, False)
+        cdef bint live = which == LIVE
+        while self.chains[which].head != NO_SLOT:
+            i = self.chains[which].head
+            n = self._format(&self.slots[i], self.buf + used, self.capacity - used, live)
             if n == 0:
-                if used == 0:
-                    self._state_unlink(i)
+                if used == 0:   # larger than the whole buffer: it can never go
+                    self._unlink(which, i)
+                    if live:
+                        self.refused += 1
                     continue
                 break
             used += n
-            self._state_unlink(i)
-            self.state_sent += 1
+            self._unlink(which, i)
+            if live:
+                self.sent += 1
+            else:
+                self.state_sent += 1
         if used == 0:
             return None
+        if live:
+            self.taken_bytes += used
         return PyBytes_FromStringAndSize(self.buf, used)

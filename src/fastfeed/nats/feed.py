@@ -30,13 +30,13 @@ import numpy.typing as npt
 from fastfeed._decode import FeedDecoder
 from fastfeed.errors import FastfeedError, FeedConnectionError
 from fastfeed.events import MARKET_STATUS, EventRegistry
-from fastfeed.market import UpdateBatch, _percentiles, _settle
+from fastfeed.market import _percentiles, _settle
 from fastfeed.nats._scan import MsgScanner
 from fastfeed.nats.bridge import redacted, server_list
 from fastfeed.nats.subjects import (check_prefix, instrument_filter, live_filter, status_subject,
                                     stream_name)
 from fastfeed.quote import Quote
-from fastfeed.reading import StoreReading
+from fastfeed.reading import StoreReading, UpdateBatch
 
 log = logging.getLogger(__name__)
 
@@ -298,21 +298,18 @@ class NatsFeed(StoreReading):
     async def updates(self, limit: int | None = None, from_start: bool = False) -> AsyncIterator[UpdateBatch]:
         """Batches of ring records as they arrive, with this iterator's own cursor; a consumer a
         whole ring behind loses the oldest (``batch.missed``). Ends when the feed is closed."""
-        reader = self.store.reader(from_start)
-        limit = self.store.ring_capacity if limit is None or limit <= 0 else limit
-        while True:
-            if reader.pending:
-                records, missed = reader.read(limit)
-                if missed:
-                    self.ring_overruns += missed
-                yield UpdateBatch(records, int(missed))
-                continue
-            if self._closed:
-                return
-            assert self._loop is not None
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            self._waiters.append(waiter)
-            await waiter
+        async for batch in self._ring_batches(limit, from_start, self._more_data):
+            yield batch
+
+    async def _more_data(self) -> bool:
+        """Wait for the next applied message; False once the feed is closed."""
+        if self._closed:
+            return False
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+        return True
 
     async def wait_for(self, key: str, timeout: float | None = None) -> Quote:
         """The quote of `key` once it has arrived (at once if it already has)."""
@@ -321,12 +318,8 @@ class NatsFeed(StoreReading):
                 quote = self.store.quote(key)
                 if quote is not None and quote.updates > 0:
                     return quote
-                if self._closed:
+                if not await self._more_data():
                     raise FastfeedError("the NatsFeed was closed")
-                assert self._loop is not None
-                waiter: asyncio.Future[None] = self._loop.create_future()
-                self._waiters.append(waiter)
-                await waiter
         return await asyncio.wait_for(arrived(), timeout)
 
     # -- stats -------------------------------------------------------------------------------------
