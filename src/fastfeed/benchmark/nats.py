@@ -7,6 +7,10 @@ Four processes: a benchmark-mode simulator pushing its pre-encoded frame pool at
 update goes out live on core NATS; the stream stores the newest update of each changed subject
 every ``state_interval`` ("stored"). The bridge drops what NATS cannot take in time and counts it.
 
+Placement, on a machine with two CPUs or more: the simulator and nats-server share CPU 1, the hub
+and the reader CPU 0, which splits the load about evenly; nats-server runs one Go thread
+(``GOMAXPROCS=1``), as a server on a small shared machine should (see fastfeed.nats.server).
+
 Each rate in ``rates`` is one run on a fresh server: offered (updates the simulator sent per
 second), bridged (live updates handed to NATS), dropped (replaced before they were sent), received
 (updates the reader applied per second), the hub-receive-to-remote-quote delay (p50, p99 of the
@@ -25,6 +29,7 @@ holds, read by one raw subscriber (core NATS), with the server's CPU per message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -32,13 +37,34 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from fastfeed.benchmark.e2e import TOKEN, _pin
 
 PREFIX = "bench"
-RATES = (50_000, 100_000, 150_000, 200_000)
+RATES = (100_000, 200_000, 220_000, 250_000)
 DROPS_CARRIED = 0.001   # a rate is carried with at most this share of its updates dropped
+
+
+def _pinning() -> bool:
+    return (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
+
+
+@contextlib.contextmanager
+def _placed() -> Iterator[Any]:
+    """A nats-server on CPU 1 with one Go thread, and this process on CPU 0, for the block."""
+    from fastfeed.nats.server import NatsServer
+
+    pin = _pinning()
+    before = os.sched_getaffinity(0) if pin else None
+    with NatsServer(gomaxprocs=1, cpus={1} if pin else None) as server:
+        if pin:
+            os.sched_setaffinity(0, {0})
+        try:
+            yield server
+        finally:
+            if before is not None:
+                os.sched_setaffinity(0, before)
 
 
 # -- the reader (a child process) -------------------------------------------------------------------
@@ -167,11 +193,10 @@ def paced(rate: float, *, seconds: float = 5.0, instruments: int = 1000, per_fra
     """One run at `rate` offered updates per second, on a fresh nats-server; a dict of figures."""
     import uvloop
 
-    from fastfeed.nats.server import NatsServer
     from fastfeed.sim.prices import universe
 
     keys = universe(instruments, 0)
-    with NatsServer() as nats_server:
+    with _placed() as nats_server:
         assert nats_server.process is not None
         sim, url = _start_sim(rate, seconds, instruments, per_frame)
         reader: list[Any] = []
@@ -271,8 +296,6 @@ def run(*, rates: tuple[float, ...] = RATES, seconds: float = 5.0, instruments: 
     """A paced run per rate and the server's own baselines; a dict of figures."""
     import uvloop
 
-    from fastfeed.nats.server import NatsServer
-
     runs = [paced(rate, seconds=seconds, instruments=instruments, per_frame=per_frame, mode=mode)
             for rate in rates]
     # Received can be below bridged with nothing lost: a live update whose subject's newer update
@@ -283,7 +306,7 @@ def run(*, rates: tuple[float, ...] = RATES, seconds: float = 5.0, instruments: 
                            "runs": runs,
                            "carried_per_s": max((r["hub_per_s"] for r in carried), default=0.0)}
     size = int(runs[0]["bytes_per_message"])
-    with NatsServer() as nats_server:
+    with _placed() as nats_server:
         assert nats_server.process is not None
         pid = nats_server.process.pid
         out["bytes_per_message"] = size

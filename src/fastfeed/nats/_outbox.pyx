@@ -15,8 +15,11 @@ oldest first, to the core NATS subject ``<prefix>.live.<token>.<parts>`` (no str
 ``Fastfeed-Seq`` numbers the updates bridge-wide: (receive time, seq) orders any two updates of
 a subject, so a reader can tell a copy it already has from a newer one. While NATS keeps up every
 update goes out live. When it does not, an update still waiting when the next one of its subject
-arrives is replaced by it (counted in ``dropped``): memory stays bounded by the number of
-subjects, and what is sent is always the newest. The state list is taken every few milliseconds
+arrives is first written out as it is, into a spill buffer of ``capacity`` bytes that the next
+``take`` sends first: a backlog the feed's loop applies in one turn, whose frames carry the same
+instruments, loses nothing. Only when the spill is full is the older update replaced by the newer
+(counted in ``dropped``): memory stays bounded by the number of subjects and the spill, and what
+is sent is always the newest. The state list is taken every few milliseconds
 (the bridge's ``state_interval``): a subject updated several times in between is stored once, its
 newest update (the others counted in ``conflated``). ``resend_all`` queues every slot on the
 state list again (after a reconnect, when the server may have lost what was in flight, or
@@ -116,6 +119,9 @@ cdef class Outbox:
     """Latest unsent update per subject, and the send list; see the module docstring."""
 
     cdef char* buf              # take()'s output
+    cdef char* spill            # live HPUBs of updates replaced before taken; sent first
+    cdef Py_ssize_t spill_used
+    cdef Py_ssize_t spilled     # messages in spill
     cdef readonly Py_ssize_t capacity
     cdef Slot* slots
     cdef int32_t n_slots
@@ -148,8 +154,9 @@ cdef class Outbox:
         if max_instruments < 1:
             raise ValueError("max_instruments must be positive")
         self.buf = <char*>malloc(capacity)
+        self.spill = <char*>malloc(capacity)
         self.slot_of = <int32_t*>malloc(<Py_ssize_t>max_instruments * PARTS * sizeof(int32_t))
-        if self.buf == NULL or self.slot_of == NULL:
+        if self.buf == NULL or self.spill == NULL or self.slot_of == NULL:
             raise MemoryError()
         for i in range(<Py_ssize_t>max_instruments * PARTS):
             self.slot_of[i] = NO_SLOT
@@ -174,11 +181,12 @@ cdef class Outbox:
         free(self.slots)
         free(self.slot_of)
         free(self.buf)
+        free(self.spill)
 
     @property
     def pending(self):
         """Updates waiting to be taken."""
-        return self.chains[LIVE].n
+        return self.chains[LIVE].n + self.spilled
 
     @property
     def state_pending(self):
@@ -251,7 +259,18 @@ cdef class Outbox:
                     int64_t ts, int64_t recv_ns, uint8_t field) except -1:
         cdef Slot* sl = &self.slots[i]
         cdef char* grown
-        cdef Py_ssize_t cap
+        cdef Py_ssize_t cap, n
+        if sl.links[LIVE].queued:
+            # The older update was never sent: it goes out as it is, from the spill, if there is
+            # room; else the newer one replaces it.
+            self._unlink(LIVE, i)
+            n = self._format(sl, self.spill + self.spill_used, self.capacity - self.spill_used,
+                             True)
+            if n:
+                self.spill_used += n
+                self.spilled += 1
+            else:
+                self.dropped += 1
         if size > sl.cap:
             cap = sl.cap * 2 if sl.cap else 64
             while cap < size:
@@ -270,9 +289,6 @@ cdef class Outbox:
         sl.field = field
         self.seq += 1
         sl.seq = self.seq
-        if sl.links[LIVE].queued:
-            self.dropped += 1   # the older update of this subject was never sent
-            self._unlink(LIVE, i)
         if sl.row != STATUS_ROW:  # the market status goes to the stream only: it is rare
             self._append(LIVE, i)
             self.updates += 1
@@ -443,6 +459,12 @@ cdef class Outbox:
         cdef Py_ssize_t used = 0, n
         cdef int32_t i
         cdef bint live = which == LIVE
+        if live and self.spilled:   # older than anything on the list: first
+            memcpy(self.buf, self.spill, self.spill_used)
+            used = self.spill_used
+            self.sent += self.spilled
+            self.spill_used = 0
+            self.spilled = 0
         while self.chains[which].head != NO_SLOT:
             i = self.chains[which].head
             n = self._format(&self.slots[i], self.buf + used, self.capacity - used, live)

@@ -14,7 +14,8 @@ Two paths, because JetStream cannot store a full feed's rate (it stores each mes
 of thousands per second on a small machine, where core NATS forwards close to a million):
 
 - live: every update goes out at once on ``<prefix>.live.<token>.<parts>``, core NATS, stored
-  by no one. While NATS keeps up every update goes out; when it is slow or away, an update still
+  by no one. While NATS keeps up every update goes out (one replaced before it was sent goes out
+  from the outbox's spill); when it is slow or away and the spill is full, an update still
   waiting is replaced by the next one of its subject and counted as dropped, so memory stays
   bounded and the newest state is what goes out.
 - state: every ``state_interval`` seconds the newest update of each subject that changed goes to
