@@ -10,12 +10,14 @@ from fastfeed._tap cimport FrameTap
 
 
 cdef class FeedListener(WSListener):
-    cdef FeedDecoder decoder
+    cdef readonly FeedDecoder decoder
     cdef object owner
     cdef public FrameCallbacks callbacks
     cdef public object on_message
     cdef public object wake
     cdef public object resume
+    cdef public bint keep_sample   # copy the next decoded frame into `sample` (busy polling's)
+    cdef public object sample      # bytes of a recent frame that decoded, or None
     cdef public FrameTap tap       # recording: each message is copied here first (None: off)
     cdef readonly WSTransport transport
 

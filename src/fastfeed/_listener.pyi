@@ -17,6 +17,9 @@ class FeedListener(WSListener):
     on_message: Callable[[bytes, bool], Any] | None
     wake: Callable[[], Any] | None
     resume: Callable[[], Any] | None
+    keep_sample: bool
+    sample: bytes | None
+    decoder: FeedDecoder | None
     tap: FrameTap | None
     transport: WSTransport | None
     max_message_size: int

@@ -259,6 +259,9 @@ cdef class FeedListener(WSListener):
             self.rejected_seen = decoder.rejected_keys
             self.owner._instruments_rejected(self)
         if n > 0:
+            if self.keep_sample:   # asked for now and then: a Python object only then
+                self.keep_sample = False
+                self.sample = PyBytes_FromStringAndSize(data, size)
             if self.callbacks is not None:
                 try:
                     self.callbacks.dispatch(n, recv_ns)

@@ -67,6 +67,27 @@ def test_market_feed_busy_poll_gets_data_and_keeps_the_loop_turning() -> None:
     run(main())
 
 
+def test_busy_poll_keeps_a_decoder_of_its_own_warm_and_the_feed_never_sees_it() -> None:
+    async def main() -> None:
+        async with Simulator(tokens=[TOKEN], rate=200, ping_interval=None) as sim:
+            feed = market(sim, instruments=[KEY], mode="full", busy_poll=True)
+            calls: list[int] = []
+            feed.on_update(lambda records: calls.append(len(records)))
+            async with feed:
+                await wait_until(lambda: spinner(feed)["warmups"] > 1000, what="warm-ups")
+                listener = feed._listener
+                warm = feed._poller._warm  # type: ignore[union-attr]
+                # A recent frame of the feed's, decoded again and again into the spinner's
+                # decoder: the feed's decoder has each frame once, its callbacks each update once.
+                assert listener.sample is not None and warm.errors == 0
+                assert warm.frames >= spinner(feed)["warmups"] > 1000
+                assert feed.decoder.frames <= listener.frames < 1000
+                assert sum(calls) <= feed.decoder.updates
+                assert warm.quote(KEY) is not None
+                assert warm.store is not feed.decoder.store
+    run(main())
+
+
 def test_busy_poll_seconds_sleeps_when_quiet_and_wakes_at_the_next_frame() -> None:
     async def main() -> None:
         # No subscription: after the market_info frame at open, nothing comes until we subscribe.
@@ -119,6 +140,7 @@ def test_portfolio_feed_busy_poll_gets_records_and_sleeps_when_quiet() -> None:
             async with feed:
                 await wait_until(lambda: len(records) >= 20, what="portfolio records")
                 assert spinner(feed)["spinning"] and spinner(feed)["spins"] > 0
+                assert spinner(feed)["warmups"] == 0  # no decoder to warm on a JSON feed
             assert all(r.update_type == "order" for r in records)
             assert len(feed.orders) > 0
         async with Simulator(tokens=[TOKEN], portfolio_rate=2, ping_interval=None) as sim:
