@@ -5,8 +5,9 @@
 
 Targets (issue 11): recording keeps at least 80 % of the no-record end-to-end rate; replay runs
 at 70 % or more of decoding the same payloads from memory. Measured and printed, not asserted.
-Recording runs twice: with the writer thread off the receiving core (``fastfeed+record``, as a
-deployment places it) and sharing it (``fastfeed+record-shared``).
+Recording runs three times: with a writer process off the receiving core (``fastfeed+record``,
+as a full-rate deployment places it), with the writer thread there (``fastfeed+record-thread``)
+and with the writer thread sharing the receiving core (``fastfeed+record-shared``).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def replay_result() -> dict[str, Any]:
     return result
 
 
-RECORDING = ("fastfeed+record", "fastfeed+record-shared")
+RECORDING = ("fastfeed+record", "fastfeed+record-thread", "fastfeed+record-shared")
 
 
 def loop_ns(row: dict[str, Any]) -> float:

@@ -89,4 +89,7 @@ cdef class FrameTap:
     cdef int _fresh_chunk(self, Py_ssize_t need) noexcept nogil
     cdef void _push_full(self, int cid) noexcept nogil
     cdef int _steal_active(self) noexcept nogil
+    cdef int take_chunk(self, bint flush) noexcept nogil
+    cdef void give_back_chunk(self, int cid) noexcept nogil
+    cdef void wait_chunks(self, int64_t timeout_ns) noexcept nogil
     cdef void _put(self, Chunk* c, int8_t kind, int64_t recv_ns, const char* data, Py_ssize_t size) noexcept nogil

@@ -281,7 +281,10 @@ cdef class FrameTap:
     def take(self, bint flush=False):
         """The id of the oldest chunk to write: a full one; with `flush` (or once closed) also
         the partly filled active one; or -1."""
-        cdef int cid
+        return self.take_chunk(flush)
+
+    cdef int take_chunk(self, bint flush) noexcept nogil:
+        cdef int cid, older
         cdef int64_t head = self.full.head
         if self.held >= 0 and (head == ff_load64(&self.full.tail) or
                                self.chunks[self.full.ids[head % self.max_chunks]].seq
@@ -318,23 +321,29 @@ cdef class FrameTap:
         """A taken chunk is written: empty it and return it to the receive path."""
         if cid < 0 or cid >= self.n_chunks:
             raise IndexError(cid)
+        self.give_back_chunk(cid)
+
+    cdef void give_back_chunk(self, int cid) noexcept nogil:
         self.chunks[cid].n = 0
         self.chunks[cid].data_len = 0
         q_push(&self.empty, self.max_chunks, cid)
 
     def wait(self, double timeout):
         """Sleep (without the GIL) until a chunk fills, the tap closes, or `timeout` seconds pass."""
-        cdef long long us = <long long>(timeout * 1e6)
-        cdef int got
         with nogil:
-            ff_store(&self.writer_waiting, 1)
-            if (ff_load64(&self.full.tail) != self.full.head or ff_load(&self.closed_flag)):
-                got = 0
-            else:
-                got = PyThread_acquire_lock_timed(self.wakeup, us if us > 0 else 0, 0)
-            if got != 1 and not ff_xchg(&self.writer_waiting, 0):
-                # Someone cleared the flag first: their post is on its way; take it.
-                PyThread_acquire_lock(self.wakeup, WAIT_LOCK)
+            self.wait_chunks(<int64_t>(timeout * 1e9))
+
+    cdef void wait_chunks(self, int64_t timeout_ns) noexcept nogil:
+        cdef long long us = timeout_ns // 1000
+        cdef int got
+        ff_store(&self.writer_waiting, 1)
+        if (ff_load64(&self.full.tail) != self.full.head or ff_load(&self.closed_flag)):
+            got = 0
+        else:
+            got = PyThread_acquire_lock_timed(self.wakeup, us if us > 0 else 0, 0)
+        if got != 1 and not ff_xchg(&self.writer_waiting, 0):
+            # Someone cleared the flag first: their post is on its way; take it.
+            PyThread_acquire_lock(self.wakeup, WAIT_LOCK)
 
     def tail_gap(self):
         """After close and the last ``take()``: the gap record (JSON bytes) for messages dropped

@@ -52,6 +52,21 @@ def test_record_then_replay_then_info(sim: Any, tmp_path: Path) -> None:
     assert json.loads(out.stdout)["counts"] == info["counts"]
 
 
+def test_record_with_a_writer_process_pinned(sim: Any, tmp_path: Path) -> None:
+    path = tmp_path / "process.arrows"
+    cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    out = _cli("record", str(path), "--instruments", *KEYS[:2], "--duration", "1.5",
+               "--url", sim.market_url, "--writer", "process", "--writer-cpus", str(cpu),
+               env=_env())
+    assert out.returncode == 0, out.stderr
+    info = capture.info(path)
+    assert info["complete"] and info["counts"]["frame"] > 100
+    out = _cli("record", str(path), "--instruments", KEYS[0], "--writer-cpus", "-1",
+               "--url", sim.market_url, env=_env())
+    assert out.returncode == 2 and out.stderr.startswith("error: writer_cpus")
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
 def test_ctrl_c_closes_the_file_cleanly(sim: Any, tmp_path: Path) -> None:
     path = tmp_path / "interrupted.arrows"
     proc = subprocess.Popen([sys.executable, "-m", "fastfeed", "record", str(path), "--instruments",

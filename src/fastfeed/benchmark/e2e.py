@@ -30,7 +30,7 @@ CA_FILE_ENV = "FASTFEED_E2E_CA_FILE"  # set for a client process when the server
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
 DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000,
-                  "fastfeed+record-shared": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
+                  "fastfeed+record-thread": 3_000_000, "fastfeed+record-shared": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------
@@ -41,7 +41,7 @@ def _ssl_context() -> Any:
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
 def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = None,
-                     writer_cpus: set[int] | None = None) -> dict[str, Any]:
+                     writer_cpus: set[int] | None = None, writer: str = "thread") -> dict[str, Any]:
     import uvloop
 
     from fastfeed import MarketFeed, ReconnectPolicy
@@ -51,7 +51,8 @@ def _client_fastfeed(url: str, keys: list[str], mode: str, record: str | None = 
                           reconnect=ReconnectPolicy.disabled(), max_instruments=max(4096, len(keys)),
                           ssl=_ssl_context())
         if record is not None:
-            feed.record(record, writer_cpus=writer_cpus)
+            # A writer process starts in about half a second: the flood waits for it.
+            feed.record(record, writer_cpus=writer_cpus, writer=writer).wait_ready()
         first: list[float] = []
         feed.on("market_status", lambda status: first.extend(
             (time.process_time(), time.perf_counter(), time.thread_time())))
@@ -144,17 +145,32 @@ def _client_sdk(url: str, keys: list[str], mode: str) -> dict[str, Any]:
             "cpu_s": end_cpu - first[0]}
 
 
+def _other_cpus() -> set[int] | None:
+    """The CPUs this process is not pinned to (on a 2-CPU machine, the server's), or None."""
+    own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    return set(range(os.cpu_count() or 1)) - own or None
+
+
 def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
-    """fastfeed recording every frame to a capture file (see fastfeed.capture), its writer thread
-    placed as a deployment would: off the receiving core, on the CPUs the client process is not
-    pinned to (on a 2-CPU machine that is the server's CPU, where it competes with the server)."""
+    """fastfeed recording every frame to a capture file (see fastfeed.capture) as a full-rate
+    deployment would: a writer process (a GIL of its own) off the receiving core, on the CPUs
+    the client process is not pinned to (on a 2-CPU machine that is the server's CPU, where it
+    competes with the server)."""
     import tempfile
 
-    own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    others = set(range(os.cpu_count() or 1)) - own
     with tempfile.TemporaryDirectory() as tmp:
         return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"),
-                                writer_cpus=others or None)
+                                writer_cpus=_other_cpus(), writer="process")
+
+
+def _client_fastfeed_record_thread(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """As fastfeed+record, with the default writer thread on the other CPUs: it takes the GIL
+    from the receiving thread at every pyarrow call."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"),
+                                writer_cpus=_other_cpus())
 
 
 def _client_fastfeed_record_shared(url: str, keys: list[str], mode: str) -> dict[str, Any]:
@@ -167,6 +183,7 @@ def _client_fastfeed_record_shared(url: str, keys: list[str], mode: str) -> dict
 
 
 _CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,
+                 "fastfeed+record-thread": _client_fastfeed_record_thread,
                  "fastfeed+record-shared": _client_fastfeed_record_shared,
                  "websockets+upb": _client_websockets, "sdk": _client_sdk}
 

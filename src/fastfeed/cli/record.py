@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="feed URL (default: Upstox's v3 market feed)")
     parser.add_argument("--plus", action="store_true", help="the account has Upstox Plus (full_d30)")
     parser.add_argument("--compression", choices=("zstd", "lz4"), default="lz4")
+    parser.add_argument("--writer", choices=("thread", "process"), default="thread",
+                        help="compress and write in a thread, or in a process of its own (for "
+                             "a full-rate feed: it does not share the feed's GIL)")
+    parser.add_argument("--writer-cpus", type=int, nargs="+", default=None, metavar="CPU",
+                        help="pin the writer to these CPUs, off the receiving core (Linux)")
     parser.add_argument("--log-level", default="WARNING")
 
 
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         feed = MarketFeed(token, url=args.url, instruments=args.instruments, mode=args.mode,
                           plus=args.plus)
-        feed.record(args.path, compression=args.compression)
+        feed.record(args.path, compression=args.compression, writer=args.writer,
+                    writer_cpus=args.writer_cpus)
     except (FastfeedError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -558,7 +558,8 @@ class FeedClient:
 
     # -- recording ----------------------------------------------------------------------------------
     def record(self, path: Any, *, compression: str = "lz4", max_bytes: int = 64 << 20,
-               flush_interval: float = 0.25, writer_cpus: Any = None) -> Any:
+               flush_interval: float = 0.25, writer_cpus: Any = None,
+               writer: str = "thread") -> Any:
         """Record every message received (and every request sent, every reconnect gap) into the
         capture file `path` (Arrow IPC, see fastfeed.capture) until ``stop_recording()`` or
         ``close()``. Any thread, running or not. Returns the ``Recorder`` (``.stats()``).
@@ -566,8 +567,9 @@ class FeedClient:
         The receive path only copies each message into C memory; a writer thread compresses and
         writes batches. If it falls ``max_bytes`` behind, messages are dropped and counted (a
         gap record in the file marks the span) rather than the feed ever waiting for the disk.
-        ``writer_cpus``: CPUs to pin the writer thread to (Linux), off the receiving core (see
-        ``Recorder``).
+        ``writer_cpus``: CPUs to pin the writer thread to (Linux), off the receiving core;
+        ``writer="process"``: compress and write in a process of its own, which a full-rate feed
+        needs (see ``Recorder``).
         """
         from fastfeed.capture.recorder import Recorder
 
@@ -576,7 +578,7 @@ class FeedClient:
         recorder = Recorder(path, feed=self.FEED_NAME, url=self.url,
                             subscriptions=self._recording_subscriptions(), compression=compression,
                             max_bytes=max_bytes, flush_interval=flush_interval,
-                            writer_cpus=writer_cpus)
+                            writer_cpus=writer_cpus, writer=writer)
         self._recorder = recorder
         self.call_soon(self._attach_tap)
         return recorder

@@ -1,0 +1,127 @@
+"""Recorder(writer="process"): a real writer process fed through shared memory. The file is the
+same as a writer thread's; a crash of the feed's process still leaves a finished file; a failed
+write stops the recording, not the feed."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fastfeed.capture as capture
+from fastfeed import MarketFeed
+from fastfeed._tap import FRAME
+from fastfeed.capture.recorder import Recorder
+
+from capture_helpers import KEYS, TOKEN, wait
+
+URL = "ws://127.0.0.1/v3/feed/market-data-feed"
+
+
+def test_live_recording_replays_to_every_live_quote(sim: Any, tmp_path: Path) -> None:
+    path = tmp_path / "process.arrows"
+    feed = MarketFeed(TOKEN, url=sim.market_url, instruments=KEYS, mode="full")
+    recorder = feed.record(path, writer="process", flush_interval=0.02)
+    assert recorder.writer == "process"
+    shm = recorder._shm.name
+    feed.start(timeout=20)
+    try:
+        wait(lambda: feed.decoder.updates >= 3000 and recorder.batches >= 5,
+             what="updates, and batches written by the process")
+    finally:
+        feed.stop()   # the recording ends with the feed: every frame it received is in the file
+    stats = recorder.stats()
+    assert stats["closed"] and stats["error"] is None and stats["dropped"] == 0
+    assert stats["file_bytes"] == path.stat().st_size and stats["batches"] >= 5
+    kinds = [k for _, k, _ in capture.records(path)]
+    assert len(kinds) == stats["records"] and kinds.count("request") >= 1
+    assert kinds.count("frame") == feed.decoder.frames
+    replayed = capture.replay(path)
+    for key in KEYS:
+        assert replayed.quote(key) == feed.quote(key), key   # every field, recv_ns included
+    assert not os.path.exists(f"/dev/shm/{shm.lstrip('/')}")   # the ring is gone
+
+
+def test_order_and_bytes_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "order.arrows"
+    recorder = Recorder(path, feed="market", url=URL, subscriptions={}, chunk_bytes=4096,
+                        max_bytes=4 << 20, flush_interval=0.001, writer="process")
+    wait(lambda: recorder.batches > 0 or recorder._spool.pending_bytes == 0, what="writer up")
+    payloads = [bytes([i % 251]) * (40 + i % 200) for i in range(20_000)]
+    for i, p in enumerate(payloads):
+        recorder.tap.add(FRAME, p, i + 1)
+    stats = recorder.close()
+    assert stats["error"] is None and stats["batches"] > 10
+    got = list(capture.frames(path))
+    assert len(got) == stats["records"] and stats["records"] + stats["dropped"] == len(payloads)
+    times = [t for t, _ in got]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert all(p == payloads[t - 1] for t, p in got)
+    assert recorder._spool is None and recorder._process.returncode == 0
+
+
+def test_a_crash_of_the_feeds_process_still_leaves_a_finished_file(tmp_path: Path) -> None:
+    path = tmp_path / "crash.arrows"
+    code = textwrap.dedent(f"""
+        import os, time
+        from fastfeed._tap import FRAME
+        from fastfeed.capture.recorder import Recorder
+        r = Recorder({str(path)!r}, feed="market", url={URL!r}, subscriptions={{}},
+                     flush_interval=0.01, writer="process")
+        for i in range(5000):
+            r.tap.add(FRAME, b"frame %d" % i, i + 1)
+        deadline = time.monotonic() + 30
+        while r.batches == 0 or r._spool.pending_bytes:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        print(r._process.pid, flush=True)
+        os._exit(9)   # no close, no atexit: as a crash
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 9, out.stderr
+    writer_pid = int(out.stdout.split()[0])
+    wait(lambda: not os.path.exists(f"/proc/{writer_pid}") or
+         open(f"/proc/{writer_pid}/stat").read().split()[2] == "Z", what="the writer to finish")
+    got = list(capture.frames(path))   # a whole stream: its end marker was written
+    assert [p for _, p in got] == [b"frame %d" % i for i in range(5000)]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_stops_the_recording_not_the_feed(sim: Any) -> None:
+    feed = MarketFeed(TOKEN, url=sim.market_url, instruments=KEYS[:1], mode="full")
+    feed.start(timeout=20)
+    try:
+        recorder = feed.record("/dev/full", flush_interval=0.02, writer="process")
+        wait(lambda: recorder.error is not None, what="the write to fail")
+        frames = feed.decoder.frames
+        wait(lambda: feed.decoder.frames > frames + 20, what="the feed to go on")
+        stats = feed.stop_recording()
+    finally:
+        feed.stop()
+    assert stats is not None and "No space" in (stats["error"] or "")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux affinity")
+def test_writer_cpus_pin_the_process_and_its_feeder(tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    recorder = Recorder(tmp_path / "pinned.arrows", feed="market", url=URL, subscriptions={},
+                        writer="process", writer_cpus=[cpu])
+    try:
+        wait(lambda: os.sched_getaffinity(recorder._process.pid) == {cpu}, what="process pinned")
+        feeder = recorder._thread.native_id
+        assert feeder is not None
+        wait(lambda: os.sched_getaffinity(feeder) == {cpu}, what="feeder pinned")
+        assert os.sched_getaffinity(0) == before
+    finally:
+        assert recorder.close()["error"] is None
+
+
+def test_bad_writer_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="writer"):
+        Recorder(tmp_path / "x.arrows", feed="market", url=URL, subscriptions={}, writer="fork")
+    assert not (tmp_path / "x.arrows").exists()
