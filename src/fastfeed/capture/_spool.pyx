@@ -113,7 +113,7 @@ cdef class Spool:
                  const int32_t* offsets, const char* data, int64_t data_len) noexcept nogil:
         cdef int64_t total = record_bytes(n, data_len)
         cdef char* p
-        if total > self.capacity // 2 or self._room(total) < 0:
+        if total > self.capacity or self._room(total) < 0:  # (the Recorder sizes it to fit)
             return -1
         p = self.ring + self.hdr[H_TAIL] % self.capacity
         (<int64_t*>p)[0] = total

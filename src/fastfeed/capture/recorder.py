@@ -139,7 +139,8 @@ class Recorder:
         self._spool: Any = None
         if writer == "process":
             pa.OSFile(self.path, "wb").close()  # an unwritable path raises here, as for a thread
-            self._start_process(compression, max_bytes - max_bytes // 2)
+            # The ring holds any chunk the tap's half can make, with its record's framing.
+            self._start_process(compression, max_bytes - max_bytes // 2 + 4096)
             target = self._forward
         else:
             self._sink, self._writer = new_stream(pa, self.path, self._schema, compression)
