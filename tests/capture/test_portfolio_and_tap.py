@@ -111,13 +111,14 @@ def test_an_unwritable_file_is_a_clear_error_and_changes_nothing(sim: Any, tmp_p
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_a_full_disk_stops_the_recording_not_the_feed(sim: Any) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_a_full_disk_stops_the_recording_not_the_feed(sim: Any, writer: str) -> None:
     from fastfeed import MarketFeed
 
     feed = MarketFeed(TOKEN, url=sim.market_url, instruments=["NSE_EQ|INE002A01018"], mode="full")
     feed.start(timeout=20)
     try:
-        recorder = feed.record("/dev/full", flush_interval=0.05)
+        recorder = feed.record("/dev/full", flush_interval=0.05, writer=writer)
         wait(lambda: recorder.error is not None, what="the write to fail")
         frames = feed.decoder.frames
         wait(lambda: feed.decoder.frames > frames + 20, what="the feed to go on")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ URL = "ws://127.0.0.1/v3/feed/market-data-feed"
 pinning = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux thread affinity")
 
 
-def _writer_thread() -> threading.Thread:
-    found = [t for t in threading.enumerate() if t.name == "fastfeed-recorder" and t.is_alive()]
-    assert len(found) == 1
-    return found[0]
-
-
 @pinning
 def test_writer_cpus_pins_only_the_writer_thread(sim: Any, tmp_path: Path) -> None:
     cpu = max(os.sched_getaffinity(0))
@@ -34,7 +27,8 @@ def test_writer_cpus_pins_only_the_writer_thread(sim: Any, tmp_path: Path) -> No
     try:
         recorder = feed.record(tmp_path / "pinned.arrows", writer_cpus=[cpu])
         assert recorder.writer_cpus == frozenset({cpu})
-        writer = _writer_thread()
+        writer = recorder._thread
+        assert writer.name == "fastfeed-recorder" and writer.is_alive()
         assert writer.native_id is not None
         wait(lambda: os.sched_getaffinity(writer.native_id) == {cpu}, what="the writer pinned")
         frames = feed.decoder.frames
@@ -58,12 +52,14 @@ def test_writer_cpus_must_be_this_machines_cpus(tmp_path: Path, cpus: Any, error
     assert not path.exists()  # nothing was opened
 
 
-def test_chunks_are_written_in_the_order_they_filled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_chunks_are_written_in_the_order_they_filled(tmp_path: Path, writer: str) -> None:
     # Small chunks and a flush every millisecond: the writer keeps taking the partly filled
     # chunk while this thread fills new ones, and several ready chunks go out in one write.
     path = tmp_path / "order.arrows"
     recorder = Recorder(path, feed="market", url=URL, subscriptions={}, chunk_bytes=4096,
-                        max_bytes=1 << 20, flush_interval=0.001)
+                        max_bytes=1 << 20, flush_interval=0.001, writer=writer)
+    assert recorder.wait_ready()
     payloads = [bytes([i % 251]) * (40 + i % 200) for i in range(20_000)]
     for i, p in enumerate(payloads):
         recorder.tap.add(FRAME, p, i + 1)

@@ -1,6 +1,7 @@
 """Recorder(writer="process"): a real writer process fed through shared memory. The file is the
-same as a writer thread's; a crash of the feed's process still leaves a finished file; a failed
-write stops the recording, not the feed."""
+same as a writer thread's, and a crash of the feed's process still leaves a finished file. (The
+order of chunks and a full disk are checked for both writers in test_writer.py and
+test_portfolio_and_tap.py.)"""
 from __future__ import annotations
 
 import os
@@ -63,24 +64,6 @@ def test_the_portfolio_feed_records_through_a_writer_process(sim: Any, tmp_path:
     assert TOKEN.encode() not in path.read_bytes()
 
 
-def test_order_and_bytes_are_kept(tmp_path: Path) -> None:
-    path = tmp_path / "order.arrows"
-    recorder = Recorder(path, feed="market", url=URL, subscriptions={}, chunk_bytes=4096,
-                        max_bytes=4 << 20, flush_interval=0.001, writer="process")
-    wait(lambda: recorder.batches > 0 or recorder._spool.pending_bytes == 0, what="writer up")
-    payloads = [bytes([i % 251]) * (40 + i % 200) for i in range(20_000)]
-    for i, p in enumerate(payloads):
-        recorder.tap.add(FRAME, p, i + 1)
-    stats = recorder.close()
-    assert stats["error"] is None and stats["batches"] > 10
-    got = list(capture.frames(path))
-    assert len(got) == stats["records"] and stats["records"] + stats["dropped"] == len(payloads)
-    times = [t for t, _ in got]
-    assert times == sorted(times) and len(set(times)) == len(times)
-    assert all(p == payloads[t - 1] for t, p in got)
-    assert recorder._spool is None and recorder._process.returncode == 0
-
-
 def test_a_crash_of_the_feeds_process_still_leaves_a_finished_file(tmp_path: Path) -> None:
     path = tmp_path / "crash.arrows"
     code = textwrap.dedent(f"""
@@ -105,21 +88,6 @@ def test_a_crash_of_the_feeds_process_still_leaves_a_finished_file(tmp_path: Pat
          open(f"/proc/{writer_pid}/stat").read().split()[2] == "Z", what="the writer to finish")
     got = list(capture.frames(path))   # a whole stream: its end marker was written
     assert [p for _, p in got] == [b"frame %d" % i for i in range(5000)]
-
-
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_a_full_disk_stops_the_recording_not_the_feed(sim: Any) -> None:
-    feed = MarketFeed(TOKEN, url=sim.market_url, instruments=KEYS[:1], mode="full")
-    feed.start(timeout=20)
-    try:
-        recorder = feed.record("/dev/full", flush_interval=0.02, writer="process")
-        wait(lambda: recorder.error is not None, what="the write to fail")
-        frames = feed.decoder.frames
-        wait(lambda: feed.decoder.frames > frames + 20, what="the feed to go on")
-        stats = feed.stop_recording()
-    finally:
-        feed.stop()
-    assert stats is not None and "No space" in (stats["error"] or "")
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux affinity")
