@@ -88,7 +88,8 @@ class BusyPoll:
         if decoder is not None:
             from fastfeed._decode import FeedDecoder
 
-            self._warm = FeedDecoder(decoder.store.max_instruments, ring_capacity=1024)
+            # Small: the code and its tables are what is kept warm, not the feed's own rows.
+            self._warm = FeedDecoder(min(decoder.store.max_instruments, 1024), ring_capacity=1024)
             source.keep_sample = True
         if self._loop is not None and not self.spinning:
             source.resume = self._resume
