@@ -15,10 +15,15 @@ from fastfeed.portfolio.decode import decode_update
 from capture_helpers import TOKEN, wait
 
 
-def test_portfolio_recording(sim: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_portfolio_recording(sim: Any, tmp_path: Path, writer: str) -> None:
     path = tmp_path / "portfolio.arrows"
     seen: list[Any] = []
-    feed = PortfolioFeed(TOKEN, url=sim.portfolio_url, order=True, position=True, record=path)
+    if writer == "thread":   # record= at construction
+        feed = PortfolioFeed(TOKEN, url=sim.portfolio_url, order=True, position=True, record=path)
+    else:
+        feed = PortfolioFeed(TOKEN, url=sim.portfolio_url, order=True, position=True)
+        feed.record(path, writer=writer)
     feed.on_update(seen.append)
     feed.start(timeout=20)
     try:

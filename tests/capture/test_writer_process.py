@@ -1,7 +1,7 @@
 """Recorder(writer="process"): a real writer process fed through shared memory. The file is the
 same as a writer thread's, and a crash of the feed's process still leaves a finished file. (The
-order of chunks and a full disk are checked for both writers in test_writer.py and
-test_portfolio_and_tap.py.)"""
+order of chunks, a full disk and the portfolio feed are checked for both writers in
+test_writer.py and test_portfolio_and_tap.py.)"""
 from __future__ import annotations
 
 import os
@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 import fastfeed.capture as capture
-from fastfeed import MarketFeed, PortfolioFeed
-from fastfeed.portfolio import decode_update
+from fastfeed import MarketFeed
 from fastfeed._tap import FRAME
 from fastfeed.capture.recorder import Recorder
 
@@ -46,22 +45,6 @@ def test_live_recording_replays_to_every_live_quote(sim: Any, tmp_path: Path) ->
     for key in KEYS:
         assert replayed.quote(key) == feed.quote(key), key   # every field, recv_ns included
     assert not os.path.exists(f"/dev/shm/{shm.lstrip('/')}")   # the ring is gone
-
-
-def test_the_portfolio_feed_records_through_a_writer_process(sim: Any, tmp_path: Path) -> None:
-    path = tmp_path / "portfolio.arrows"
-    seen: list[Any] = []
-    feed = PortfolioFeed(TOKEN, url=sim.portfolio_url, order=True)
-    feed.record(path, writer="process")
-    feed.on_update(seen.append)
-    feed.start(timeout=20)
-    try:
-        wait(lambda: len(seen) >= 100, what="100 portfolio updates")
-    finally:
-        feed.stop()
-    assert capture.info(path)["metadata"]["feed"] == "portfolio"
-    assert [decode_update(p) for _, p in capture.frames(path)] == seen
-    assert TOKEN.encode() not in path.read_bytes()
 
 
 def test_a_crash_of_the_feeds_process_still_leaves_a_finished_file(tmp_path: Path) -> None:
