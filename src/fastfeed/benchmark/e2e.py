@@ -30,7 +30,8 @@ CA_FILE_ENV = "FASTFEED_E2E_CA_FILE"  # set for a client process when the server
 CLIENTS = ("fastfeed", "websockets+upb", "sdk")
 # Frames per client: each client gets about the same wall time, not the same frame count.
 DEFAULT_FRAMES = {"fastfeed": 3_000_000, "fastfeed+record": 3_000_000,
-                  "fastfeed+record-thread": 3_000_000, "fastfeed+record-shared": 3_000_000, "websockets+upb": 300_000, "sdk": 40_000}
+                  "fastfeed+record-thread": 3_000_000, "fastfeed+record-shared": 3_000_000,
+                  "websockets+upb": 300_000, "sdk": 40_000}
 
 
 # -- clients (run in a child process) ---------------------------------------------------------------

@@ -33,8 +33,9 @@ def run(spec: dict[str, Any]) -> None:
         except OSError:
             pass  # a cpuset without them: write anyway, wherever this runs
     shm = shared_memory.SharedMemory(name=spec["shm"])
-    # Python < 3.13 registers an attached segment with its resource tracker, which would remove
-    # it when this process exits: it is the feed's process's to remove.
+    # An attached segment is registered with this process's resource tracker too (always before
+    # Python 3.13, by default since), which would remove it when this process exits: it is the
+    # feed's process's to remove.
     resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
     spool = Spool(shm.buf)
     batches = file_bytes = 0

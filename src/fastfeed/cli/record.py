@@ -10,6 +10,8 @@ import sys
 import time
 
 from fastfeed import AuthenticationError, FastfeedError, MarketFeed
+from fastfeed.capture.file import COMPRESSIONS
+from fastfeed.capture.recorder import WRITERS
 from fastfeed.transport.subscriptions import MODES
 
 
@@ -21,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
     parser.add_argument("--url", default=None, help="feed URL (default: Upstox's v3 market feed)")
     parser.add_argument("--plus", action="store_true", help="the account has Upstox Plus (full_d30)")
-    parser.add_argument("--compression", choices=("zstd", "lz4"), default="lz4")
-    parser.add_argument("--writer", choices=("thread", "process"), default="thread",
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="lz4")
+    parser.add_argument("--writer", choices=WRITERS, default="thread",
                         help="compress and write in a thread, or in a process of its own (for "
                              "a full-rate feed: it does not share the feed's GIL)")
     parser.add_argument("--writer-cpus", type=int, nargs="+", default=None, metavar="CPU",
