@@ -31,8 +31,9 @@ def test_writer_cpus_pins_only_the_writer_thread(sim: Any, tmp_path: Path) -> No
         assert writer.name == "fastfeed-recorder" and writer.is_alive()
         assert writer.native_id is not None
         wait(lambda: os.sched_getaffinity(writer.native_id) == {cpu}, what="the writer pinned")
-        frames = feed.decoder.frames
-        wait(lambda: feed.decoder.frames > frames + 50, what="frames while recording")
+        # The tap is attached on the feed's loop, a moment after record() returns: count what
+        # the recording took, not what the feed received.
+        wait(lambda: recorder.tap.records > 50, what="frames while recording")
         stats = feed.stop_recording()
     finally:
         feed.stop()
