@@ -58,8 +58,18 @@ cdef inline int64_t pad8(int64_t n) noexcept nogil:
     return (n + 7) & ~(<int64_t>7)
 
 
-cdef inline int64_t record_bytes(int64_t n, int64_t data_len) noexcept nogil:
-    return REC_HEADER + 8 * n + pad8(4 * (n + 1)) + pad8(n) + pad8(data_len)
+cdef struct Layout:             # byte offsets in a record of n messages, from its start
+    int64_t offsets
+    int64_t kind
+    int64_t data
+
+
+cdef inline Layout layout(int64_t n) noexcept nogil:
+    cdef Layout at
+    at.offsets = REC_HEADER + 8 * n        # recv_ns come first, right after the header
+    at.kind = at.offsets + pad8(4 * (n + 1))
+    at.data = at.kind + pad8(n)
+    return at
 
 
 cdef class Spool:
@@ -111,7 +121,8 @@ cdef class Spool:
 
     cdef int put(self, int64_t n, const int64_t* recv_ns, const int8_t* kind,
                  const int32_t* offsets, const char* data, int64_t data_len) noexcept nogil:
-        cdef int64_t total = record_bytes(n, data_len)
+        cdef Layout at = layout(n)
+        cdef int64_t total = at.data + pad8(data_len)
         cdef char* p
         if total > self.capacity or self._room(total) < 0:  # (the Recorder sizes it to fit)
             return -1
@@ -119,15 +130,11 @@ cdef class Spool:
         (<int64_t*>p)[0] = total
         (<int64_t*>p)[1] = n
         (<int64_t*>p)[2] = data_len
-        p += REC_HEADER
-        memcpy(p, recv_ns, 8 * n)
-        p += 8 * n
-        memcpy(p, offsets, 4 * (n + 1))
-        p += pad8(4 * (n + 1))
-        memcpy(p, kind, n)
-        p += pad8(n)
+        memcpy(p + REC_HEADER, recv_ns, 8 * n)
+        memcpy(p + at.offsets, offsets, 4 * (n + 1))
+        memcpy(p + at.kind, kind, n)
         if data_len:
-            memcpy(p, data, data_len)
+            memcpy(p + at.data, data, data_len)
         ff_store64(&self.hdr[H_TAIL], self.hdr[H_TAIL] + total)
         return 0
 
@@ -178,6 +185,7 @@ cdef class Spool:
         cdef int64_t tail = ff_load64(&self.hdr[H_TAIL])
         cdef int64_t total, n, data_len
         cdef char* p
+        cdef Layout at
         out = []
         while head < tail:
             p = self.ring + head % self.capacity
@@ -187,13 +195,12 @@ cdef class Spool:
                 continue
             n = (<int64_t*>p)[1]
             data_len = (<int64_t*>p)[2]
-            p += REC_HEADER
+            at = layout(n)
             out.append((n,
-                        PyMemoryView_FromMemory(p, 8 * n, PyBUF_READ),
-                        PyMemoryView_FromMemory(p + 8 * n + pad8(4 * (n + 1)), n, PyBUF_READ),
-                        PyMemoryView_FromMemory(p + 8 * n, 4 * (n + 1), PyBUF_READ),
-                        PyMemoryView_FromMemory(p + 8 * n + pad8(4 * (n + 1)) + pad8(n),
-                                                data_len, PyBUF_READ)))
+                        PyMemoryView_FromMemory(p + REC_HEADER, 8 * n, PyBUF_READ),
+                        PyMemoryView_FromMemory(p + at.kind, n, PyBUF_READ),
+                        PyMemoryView_FromMemory(p + at.offsets, 4 * (n + 1), PyBUF_READ),
+                        PyMemoryView_FromMemory(p + at.data, data_len, PyBUF_READ)))
             head += total
         return out, head
 

@@ -130,8 +130,6 @@ class Recorder:
             "subscriptions": json.dumps(subscriptions, sort_keys=True),
             "compression": compression, "started_ns": str(self.started_ns),
         }
-        self._schema = schema(self.metadata)
-        self._kinds = pa.array(KINDS, pa.string())
         self._batches = 0
         self._file_bytes: int | None = None  # known once finished; os.path.getsize until then
         self._error: BaseException | None = None
@@ -142,7 +140,9 @@ class Recorder:
             # The ring holds any chunk the tap's half can make, with its record's framing.
             self._start_process(compression, max_bytes - max_bytes // 2 + 4096)
             target = self._forward
-        else:
+        else:   # the writer process makes its own schema and dictionary
+            self._schema = schema(self.metadata)
+            self._kinds = pa.array(KINDS, pa.string())
             self._sink, self._writer = new_stream(pa, self.path, self._schema, compression)
             target = self._run
         self._thread = threading.Thread(target=target, name="fastfeed-recorder", daemon=True)
