@@ -12,7 +12,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
 
 from fastfeed._clock cimport now_ns
-from fastfeed._store cimport Store, UpdateRecord
+from fastfeed._store cimport Store, UpdateRecord, FF_PREFETCH_WRITE
 
 import numpy as np
 
@@ -137,6 +137,18 @@ cdef class FrameCallbacks:
                 except Exception:
                     self.report(fn, "on_quote")
         return 0
+
+    def touch(self):
+        """Bring the scratch behind the reused views and the next latency slots into the cache
+        (busy polling, between frames); nothing changes."""
+        cdef char* p = <char*>self.scratch_records
+        cdef int path
+        FF_PREFETCH_WRITE(p)
+        FF_PREFETCH_WRITE(p + 64)
+        FF_PREFETCH_WRITE(p + sizeof(UpdateRecord) - 1)
+        for path in range(3):
+            FF_PREFETCH_WRITE(&self.sample_ns[path * LATENCY_SAMPLES
+                                              + (self.counts[path] & (LATENCY_SAMPLES - 1))])
 
     cdef inline void _sample(self, int path, int64_t lag) noexcept:
         self.sample_ns[path * LATENCY_SAMPLES + (self.counts[path] & (LATENCY_SAMPLES - 1))] = lag

@@ -12,6 +12,7 @@ cdef class FeedDecoder:
     cdef Scratch scratch
     cdef int32_t* last_entry     # row -> index of its last entry in this frame
     cdef int32_t* predicted      # entry position -> the row found there in the last frame
+    cdef Py_ssize_t predicted_n  # ... for the last frame's first predicted_n entries
     cdef readonly uint64_t frames
     cdef readonly uint64_t bytes
     cdef readonly uint64_t updates

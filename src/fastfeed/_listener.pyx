@@ -290,6 +290,14 @@ cdef class FeedListener(WSListener):
         self.callbacks = None
         self.on_message = self.wake = self.resume = None
 
+    def touch(self):
+        """Warm this connection's decoder and callbacks for the next frame, changing nothing
+        (busy polling calls it between frames)."""
+        if self.decoder is not None:
+            self.decoder.touch()
+        if self.callbacks is not None:
+            self.callbacks.touch()
+
     # -- for tests and tools --------------------------------------------------------------------
 
     def feed_frame(self, payload, bint text=False):

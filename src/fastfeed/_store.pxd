@@ -25,8 +25,10 @@ cdef extern from *:
     #endif
     #if defined(__GNUC__) || defined(__clang__)
     #define FF_PREFETCH_WRITE(p) __builtin_prefetch((p), 1)
+    #define FF_PREFETCH_READ(p) __builtin_prefetch((p), 0)
     #else
     #define FF_PREFETCH_WRITE(p) ((void)(p))
+    #define FF_PREFETCH_READ(p) ((void)(p))
     #endif
     """
     # The seqlock's ordering: the writer's odd count is visible before the row's new data, the
@@ -36,6 +38,7 @@ cdef extern from *:
     # A spinning reader tells the CPU so (and leaves the core's other hyperthread the pipeline).
     void FF_CPU_PAUSE() noexcept nogil
     void FF_PREFETCH_WRITE(const void* p) noexcept nogil
+    void FF_PREFETCH_READ(const void* p) noexcept nogil
 
 # A seqlock reader gives up on a row that stays odd this long: its writer died inside it, or the
 # memory was overwritten. A live writer is inside a row for well under a microsecond, or for a
@@ -199,6 +202,37 @@ cdef class Store:
         cdef char* p = <char*>&self.records[(self.head + ahead) & self.ring_mask]
         FF_PREFETCH_WRITE(p)
         FF_PREFETCH_WRITE(p + sizeof(UpdateRecord) - 1)
+
+    cdef inline void prefetch_row(self, int32_t row) noexcept nogil:
+        # Read (not write) prefetches: the lines an update of `row` reads and writes (its
+        # header, first depth levels, bars and key), cached without changing them, nor taking
+        # them from a reader on another core before the writer has to.
+        cdef QuoteRow* r
+        cdef char* p
+        cdef char* end
+        if row < 0 or row >= self.n_rows:
+            return
+        r = &self.rows[row]
+        p = <char*>r
+        end = <char*>&r.bid_p[0]
+        while p < end:
+            FF_PREFETCH_READ(p)
+            p += 64
+        # The first five levels of each side's arrays (a `full` feed's depth).
+        FF_PREFETCH_READ(&r.bid_p[0])
+        FF_PREFETCH_READ(&r.bid_p[4])
+        FF_PREFETCH_READ(&r.bid_q[0])
+        FF_PREFETCH_READ(&r.bid_q[4])
+        FF_PREFETCH_READ(&r.ask_p[0])
+        FF_PREFETCH_READ(&r.ask_p[4])
+        FF_PREFETCH_READ(&r.ask_q[0])
+        FF_PREFETCH_READ(&r.ask_q[4])
+        p = <char*>&r.n_bars
+        end = <char*>&r.bars[MAX_BARS]
+        while p < end:
+            FF_PREFETCH_READ(p)
+            p += 64
+        FF_PREFETCH_READ(self.arena + self.key_off[row])
 
     cdef inline void publish_record(self, UpdateRecord* rec) noexcept nogil:
         # seq last, after the record's fields; then head, which readers read first.

@@ -8,6 +8,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from fastfeed import MarketFeed, PortfolioFeed
@@ -174,3 +175,38 @@ def test_the_compat_streamers_take_busy_poll() -> None:
             market.disconnect()
             portfolio.disconnect()
         assert any(KEY in m.get("feeds", {}) for m in got["market"])
+
+
+@pytest.mark.parametrize("mode", ["ltpc", "full", "full_d30"])
+def test_touch_changes_nothing_a_feed_holds(mode: str) -> None:
+    # What busy polling's prefetch between frames may not do: change a row, the ring, a count,
+    # the next frame's result, or the callbacks' view and latency samples.
+    from fastfeed.benchmark.frames import frame, instrument_keys
+
+    feed, twin = MarketFeed(TOKEN, url="ws://127.0.0.1:9"), MarketFeed(TOKEN, url="ws://127.0.0.1:9")
+    seen: dict[str, list[Any]] = {"feed": [], "twin": []}
+    feed.on_update(lambda records: seen["feed"].append(records.copy()))
+    twin.on_update(lambda records: seen["twin"].append(records.copy()))
+    listener, other = feed._make_listener(), twin._make_listener()
+    empty = MarketFeed(TOKEN, url="ws://127.0.0.1:9")._make_listener()
+    empty.touch()  # nothing decoded yet: nothing to warm, and no error
+    keys = instrument_keys(70)  # more than the 64 rows touch() warms
+    for n in range(6):
+        payload = frame(keys[: 1 + 13 * n], mode, seed=n, live=n > 0)
+        listener.feed_frame(payload)
+        other.feed_frame(payload)
+        before = (feed.store.ring.copy(), [feed.store.row_copy(r) for r in range(len(feed.store))],
+                  feed.decoder.stats(), listener.stats(), feed._callbacks.samples_ns("on_update"))
+        for _ in range(3):
+            listener.touch()
+        after = (feed.store.ring.copy(), [feed.store.row_copy(r) for r in range(len(feed.store))],
+                 feed.decoder.stats(), listener.stats(), feed._callbacks.samples_ns("on_update"))
+        assert before[0].tobytes() == after[0].tobytes()
+        assert [r.tobytes() for r in before[1]] == [r.tobytes() for r in after[1]]
+        assert before[2:4] == after[2:4] and np.array_equal(before[4], after[4])
+    assert len(seen["feed"]) == len(seen["twin"]) == 6
+    for a, b in zip(seen["feed"], seen["twin"]):
+        assert np.array_equal(a[["row", "parts", "ltp", "bid_p", "vtt"]], b[["row", "parts", "ltp", "bid_p", "vtt"]])
+    for r in range(len(feed.store)):
+        x, y = feed.store.row_copy(r), twin.store.row_copy(r)
+        assert x["ltp"] == y["ltp"] and x["updates"] == y["updates"] and x["n_levels"] == y["n_levels"]
