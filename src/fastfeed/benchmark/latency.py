@@ -9,6 +9,7 @@ CPU 0, and records ``time.monotonic_ns()`` minus that time as the first thing it
 - ``on_update``: MarketFeed, an ``on_update`` callback (the frame's records);
 - ``on_quote``: MarketFeed, an ``on_quote`` callback (the instrument's Quote);
 - ``busy_poll``: MarketFeed(busy_poll=True), an ``on_update`` callback;
+- ``busy_poll+on_quote``: MarketFeed(busy_poll=True), an ``on_quote`` callback;
 - ``sdk``: the official MarketDataStreamerV3 (only its URL pointed here), its ``message`` event;
 - ``websockets+upb``: ``websockets`` on uvloop, after ``FeedResponse.FromString`` of each frame.
 
@@ -33,9 +34,13 @@ from typing import Any
 
 TOKEN = "latency-bench-token"
 KEY = "NSE_FO|40000"
-CLIENTS = ("on_update", "on_quote", "busy_poll", "sdk", "websockets+upb")
+CLIENTS = ("on_update", "on_quote", "busy_poll", "busy_poll+on_quote", "sdk", "websockets+upb")
+FEED_CLIENTS = CLIENTS[:4]
 RATES = (1_000, 10_000)
 WARMUP = 200          # frames at the start of each run left out of the percentiles
+# Frames per client and round at least: a p99 over fewer than a few thousand samples moves
+# with a handful of them.
+MIN_FRAMES = 3_000
 SERVER_CPU, CLIENT_CPU = 1, 0
 PERCENTILES = (50, 90, 99, 99.9)
 _POOL = 64            # distinct frames the server cycles through
@@ -169,8 +174,9 @@ def _client_feed(url: str, frames: int, how: str) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         feed = MarketFeed(TOKEN, url=url + "/v3/feed/market-data-feed", instruments=[KEY],
                           mode="full", ping_interval=None, reconnect=ReconnectPolicy.disabled(),
-                          busy_poll=how == "busy_poll")
-        if how == "on_quote":
+                          busy_poll=how.startswith("busy_poll"))
+        quotes = how.endswith("on_quote")
+        if quotes:
             feed.on_quote(KEY, on_quote)
         else:
             feed.on_update(on_update)
@@ -180,7 +186,7 @@ def _client_feed(url: str, frames: int, how: str) -> dict[str, Any]:
         except Exception:  # the server's close after the last frame ends the run
             pass
         # What stats() reports as fastfeed's own share (its last 4096 samples, ns).
-        own = feed._callbacks.samples_ns("on_quote" if how == "on_quote" else "on_update")
+        own = feed._callbacks.samples_ns("on_quote" if quotes else "on_update")
         return {"samples": samples[:n[0]].tolist(), "errors": feed.decoder.errors,
                 "own": own.tolist()}
 
@@ -272,7 +278,7 @@ def client_main(kind: str, url: str, frames: int, cpu: int = CLIENT_CPU) -> dict
         return _client_sdk(url, frames)
     if kind == "websockets+upb":
         return _client_websockets(url, frames)
-    if kind in ("on_update", "on_quote", "busy_poll"):
+    if kind in FEED_CLIENTS:
         return _client_feed(url, frames, kind)
     raise ValueError(f"unknown client {kind!r}; known: {', '.join(CLIENTS)}")
 
@@ -327,12 +333,12 @@ def measure(kind: str, rate: int, frames: int, timeout: float = 600) -> dict[str
 def compare(rates: tuple[int, ...] = RATES, seconds: float = 3.0,
             clients: tuple[str, ...] = CLIENTS, rounds: int = 3) -> list[dict[str, Any]]:
     """Rows for every client at every rate. The clients take turns, `rounds` times, for
-    `seconds` of frames in all each, so that a machine's load changing during the run weighs
+    `seconds` of frames in all each (and ``MIN_FRAMES`` a round at least), so that a machine's load changing during the run weighs
     on all of them alike. ``vs_sdk_p50`` / ``vs_sdk_p99``: the SDK streamer's figure over this
     client's at the same rate (how many times faster), when the SDK ran."""
     rows = []
     for rate in rates:
-        frames = max(WARMUP + 300, int(rate * seconds / rounds))
+        frames = max(WARMUP + MIN_FRAMES, int(rate * seconds / rounds))
         pooled: dict[str, dict[str, Any]] = {
             kind: {"samples": [], "own": [], "errors": 0} for kind in clients}
         for _ in range(rounds):
