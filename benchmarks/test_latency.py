@@ -1,6 +1,6 @@
-"""Wire-to-callback latency on loopback: fastfeed's on_update, on_quote and busy-poll against the
-official SDK streamer and websockets + upb, side by side in one run (see
-fastfeed.benchmark.latency).
+"""Wire-to-callback latency on loopback: fastfeed's on_update and on_quote, sleeping and
+busy-polling, against the official SDK streamer, websockets + upb and a bare picows listener
+(the transport's floor), side by side in one run (see fastfeed.benchmark.latency).
 
     pytest benchmarks/test_latency.py -s
 

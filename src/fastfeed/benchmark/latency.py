@@ -11,7 +11,10 @@ CPU 0, and records ``time.monotonic_ns()`` minus that time as the first thing it
 - ``busy_poll``: MarketFeed(busy_poll=True), an ``on_update`` callback;
 - ``busy_poll+on_quote``: MarketFeed(busy_poll=True), an ``on_quote`` callback;
 - ``sdk``: the official MarketDataStreamerV3 (only its URL pointed here), its ``message`` event;
-- ``websockets+upb``: ``websockets`` on uvloop, after ``FeedResponse.FromString`` of each frame.
+- ``websockets+upb``: ``websockets`` on uvloop, after ``FeedResponse.FromString`` of each frame;
+- ``picows``: a bare picows listener on uvloop that reads the clock first and only then parses
+  the frame (upb), the floor of any client on this transport: what is left is the machine
+  waking the process up and the socket's path.
 
 Percentiles (p50, p90, p99, p99.9) are numpy's over the samples, the first frames of each run
 left out as warm-up; the clients take turns, a few rounds each, so that the machine's load
@@ -34,7 +37,8 @@ from typing import Any
 
 TOKEN = "latency-bench-token"
 KEY = "NSE_FO|40000"
-CLIENTS = ("on_update", "on_quote", "busy_poll", "busy_poll+on_quote", "sdk", "websockets+upb")
+CLIENTS = ("on_update", "on_quote", "busy_poll", "busy_poll+on_quote", "sdk", "websockets+upb",
+           "picows")
 FEED_CLIENTS = CLIENTS[:4]
 RATES = (1_000, 10_000)
 WARMUP = 200          # frames at the start of each run left out of the percentiles
@@ -272,12 +276,54 @@ def _client_websockets(url: str, frames: int) -> dict[str, Any]:
         loop.close()
 
 
+def _client_picows(url: str, frames: int) -> dict[str, Any]:
+    import numpy as np
+    from picows import WSListener, WSMsgType, ws_connect
+
+    from fastfeed.loop import new_event_loop
+    from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+    from fastfeed.transport.requests import request
+
+    samples = np.zeros(frames, dtype=np.int64)
+    parse = pb.FeedResponse.FromString
+    monotonic_ns = time.monotonic_ns
+    n = [0]
+
+    class Bare(WSListener):  # type: ignore[misc]
+        def on_ws_connected(self, transport: Any) -> None:
+            transport.send(WSMsgType.BINARY, request("sub", [KEY], "full"))
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            now = monotonic_ns()
+            if frame.msg_type == WSMsgType.BINARY:
+                i = n[0]
+                if i < frames:
+                    samples[i] = now - parse(frame.get_payload_as_bytes()).currentTs
+                    n[0] = i + 1
+            elif frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    async def main() -> dict[str, Any]:
+        transport, _ = await ws_connect(Bare, url + "/v3/feed/market-data-feed",
+                                        extra_headers={"Authorization": f"Bearer {TOKEN}"})
+        await transport.wait_disconnected()
+        return {"samples": samples[:n[0]].tolist(), "errors": 0}
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+_OTHER_CLIENTS = {"sdk": _client_sdk, "websockets+upb": _client_websockets, "picows": _client_picows}
+
+
 def client_main(kind: str, url: str, frames: int, cpu: int = CLIENT_CPU) -> dict[str, Any]:
     _pin(cpu)
-    if kind == "sdk":
-        return _client_sdk(url, frames)
-    if kind == "websockets+upb":
-        return _client_websockets(url, frames)
+    if kind in _OTHER_CLIENTS:
+        return _OTHER_CLIENTS[kind](url, frames)
     if kind in FEED_CLIENTS:
         return _client_feed(url, frames, kind)
     raise ValueError(f"unknown client {kind!r}; known: {', '.join(CLIENTS)}")
