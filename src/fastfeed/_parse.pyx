@@ -74,9 +74,16 @@ cdef bint utf8_valid(const uint8_t* s, Py_ssize_t n) noexcept nogil:
 
 cdef inline int read_string(WireReader* r, Py_ssize_t* off, Py_ssize_t* size) noexcept nogil:
     cdef Py_ssize_t start, n
+    cdef uint64_t w
     if wr_len(r, &start, &n) < 0:
         return -1
-    if not utf8_valid(r.buf + start, n):
+    if 0 < n <= 8 and r.end - start >= 8:
+        # Short ASCII ("1d", "I1": a bar's interval), the common case: one word, no call.
+        memcpy(&w, r.buf + start, 8)
+        if w & (0x8080808080808080ULL >> (8 * (8 - n))):
+            if not utf8_valid(r.buf + start, n):
+                return wr_fail(r, WE_UTF8, start)
+    elif not utf8_valid(r.buf + start, n):
         return wr_fail(r, WE_UTF8, start)
     r.pos = start + n
     off[0] = start
@@ -504,7 +511,7 @@ cdef inline int parse_bar(WireReader* r, SBar* b) noexcept nogil:
     if wr_next(r, 0x29) and wr_double(r, &b.close) < 0:
         return -1
     if wr_next(r, 0x30):
-        if wr_varint(r, &v) < 0:
+        if wr_varint_long(r, &v) < 0:   # a day's volume takes three or four bytes
             return -1
         b.vol = <int64_t>v
     if wr_next(r, 0x38):
@@ -588,7 +595,7 @@ cdef inline int parse_market_ff(WireReader* r, Scratch* s, SFeed* f) noexcept no
     if wr_next(r, 0x29) and wr_double(r, &f.stats.atp) < 0:
         return -1
     if wr_next(r, 0x30):
-        if wr_varint(r, &v) < 0:
+        if wr_varint_long(r, &v) < 0:   # so does the volume traded
             return -1
         f.stats.vtt = <int64_t>v
     if wr_next(r, 0x39) and wr_double(r, &f.stats.oi) < 0:

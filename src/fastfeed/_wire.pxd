@@ -96,25 +96,30 @@ cdef extern from *:
     int ff_ctz64(uint64_t x) noexcept nogil
 
 
+cdef inline int wr_varint_word(WireReader* r, uint64_t w, uint64_t stop,
+                               uint64_t* out) noexcept nogil:
+    # `w`: the next eight bytes; `stop`: their clear high bits that may end the varint (not 0).
+    cdef int bits = ff_ctz64(stop) + 1  # 8 per byte of the varint
+    w &= (0xFFFFFFFFFFFFFFFFULL >> (64 - bits)) & 0x7F7F7F7F7F7F7F7FULL
+    w = ((w & 0x7F007F007F007F00ULL) >> 1) | (w & 0x007F007F007F007FULL)
+    w = ((w & 0x3FFF00003FFF0000ULL) >> 2) | (w & 0x00003FFF00003FFFULL)
+    w = ((w & 0x0FFFFFFF00000000ULL) >> 4) | (w & 0x000000000FFFFFFFULL)
+    out[0] = w
+    r.pos += bits >> 3
+    return 0
+
+
 cdef inline int wr_varint_long(WireReader* r, uint64_t* out) noexcept nogil:
-    # For fields that are mostly 3-8 bytes long (epoch-ms timestamps take six): one word read,
-    # the first clear high bit ends the varint, and three shift-and-mask steps pack its 7-bit
-    # groups, with no loop or call per byte. Only at those fields, so that the code inlined at
-    # every other varint stays small. Anything else takes wr_varint.
+    # For fields that are mostly 3-8 bytes long (epoch-ms timestamps take six, volumes three or
+    # four): one word read, the first clear high bit ends the varint, and three shift-and-mask
+    # steps pack its 7-bit groups, with no loop or call per byte. Only at those fields, so that
+    # the code inlined at every other varint stays small. Anything else takes wr_varint.
     cdef uint64_t w, stop
-    cdef int bits
     if r.end - r.pos >= 8:
         memcpy(&w, r.buf + r.pos, 8)    # little-endian hosts only, as in wr_fixed64
         stop = ~w & 0x8080808080808080ULL
         if stop != 0:
-            bits = ff_ctz64(stop) + 1   # 8 per byte of the varint
-            w &= (0xFFFFFFFFFFFFFFFFULL >> (64 - bits)) & 0x7F7F7F7F7F7F7F7FULL
-            w = ((w & 0x7F007F007F007F00ULL) >> 1) | (w & 0x007F007F007F007FULL)
-            w = ((w & 0x3FFF00003FFF0000ULL) >> 2) | (w & 0x00003FFF00003FFFULL)
-            w = ((w & 0x0FFFFFFF00000000ULL) >> 4) | (w & 0x000000000FFFFFFFULL)
-            out[0] = w
-            r.pos += bits >> 3
-            return 0
+            return wr_varint_word(r, w, stop, out)
     return wr_varint(r, out)
 
 

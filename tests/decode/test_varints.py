@@ -1,0 +1,80 @@
+"""Varints of every length (1 to 10 bytes, each at its boundary values and negative), in every
+position the reader treats apart: the frame's last field (currentTs, fewer than eight bytes
+left), a sub-message's last field, and a field with more bytes after it. Each frame goes through
+fastfeed's decoder and to_dict, and both must agree with protobuf's own parser; every cut of
+such a frame must be refused by both, or accepted by both with the same result."""
+from __future__ import annotations
+
+import pytest
+
+import fastfeed
+import strategies as S
+from fastfeed import FeedDecoder
+from fastfeed.proto import fastfeed_market_v3_pb2 as pb
+
+KEY = "NSE_FO|40000"
+
+
+def values() -> list[int]:
+    out = {0, 1, -1, -(1 << 63), (1 << 63) - 1}
+    for k in range(1, 10):
+        out |= {(1 << (7 * k)) - 1, 1 << (7 * k), (1 << (7 * k)) + 1}
+    return sorted(v for v in out if -(1 << 63) <= v < (1 << 63))
+
+
+def frame(v: int, where: str) -> bytes:
+    r = pb.FeedResponse(type=1)
+    m = r.feeds[KEY].fullFeed.marketFF
+    m.ltpc.ltp = 1.5
+    if where == "current_ts":          # the frame's last field
+        r.currentTs = v
+    elif where == "ltq":               # LTPC's last field but cp... set cp=0: ltq ends it
+        m.ltpc.ltq = v
+    elif where == "vtt":               # followed by oi, iv, tbq: more bytes after it
+        m.vtt = v
+        m.oi = 7.0
+        m.iv = 0.5
+    elif where == "bar_vol":           # a bar's vol, followed by ts
+        bar = m.marketOHLC.ohlc.add(interval="1d", open=1.0, high=2.0, low=0.5, close=1.5)
+        bar.vol = v
+        bar.ts = 1796142600000
+    return r.SerializeToString()
+
+
+def expected(payload: bytes, where: str) -> int:
+    r = pb.FeedResponse.FromString(payload)
+    m = r.feeds[KEY].fullFeed.marketFF
+    return {"current_ts": r.currentTs, "ltq": m.ltpc.ltq, "vtt": m.vtt,
+            "bar_vol": m.marketOHLC.ohlc[0].vol if m.marketOHLC.ohlc else 0}[where]
+
+
+@pytest.mark.parametrize("where", ["current_ts", "ltq", "vtt", "bar_vol"])
+def test_every_varint_length_decodes_as_protobuf_does(where: str) -> None:
+    for v in values():
+        payload = frame(v, where)
+        dec = FeedDecoder(16, 16)
+        assert dec.decode(payload) == 1
+        q = dec.quote(KEY)
+        got = {"current_ts": q.server_ts, "ltq": q.ltq, "vtt": q.vtt,
+               "bar_vol": q.ohlc["1d"].vol if q.ohlc else 0}[where]
+        assert got == expected(payload, where), (where, v, payload.hex())
+        assert S.canon(fastfeed.to_dict(payload)) == S.canon(S.sdk_dict(payload))
+
+
+@pytest.mark.parametrize("where", ["current_ts", "vtt"])
+def test_every_cut_of_a_long_varint_is_judged_as_protobuf_judges_it(where: str) -> None:
+    for v in (1 << 35, -1, (1 << 63) - 1):
+        payload = frame(v, where)
+        for cut in range(len(payload)):
+            part = payload[:cut]
+            want = S.sdk_dict(part)
+            dec = FeedDecoder(16, 16)
+            if want is None:
+                with pytest.raises(fastfeed.DecodeError):
+                    dec.decode(part)
+                with pytest.raises(fastfeed.DecodeError):
+                    fastfeed.to_dict(part)
+                assert len(dec.store) == 0
+            else:
+                dec.decode(part)
+                assert S.canon(fastfeed.to_dict(part)) == S.canon(want), (v, cut)
