@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fastfeed.benchmark.latency import CLIENTS, compare, format_rows
+from fastfeed.benchmark.latency import CLIENTS, cold_floor, compare, format_floor, format_rows
 
 RATES = tuple(int(r) for r in os.environ.get("FASTFEED_LATENCY_RATES", "1000,10000").split(","))
 SECONDS = float(os.environ.get("FASTFEED_LATENCY_SECONDS", "3"))
@@ -24,7 +24,7 @@ SECONDS = float(os.environ.get("FASTFEED_LATENCY_SECONDS", "3"))
 @pytest.fixture(scope="module")
 def rows() -> list[dict[str, Any]]:
     result = compare(rates=RATES, seconds=SECONDS)
-    print("\n" + format_rows(result))
+    print("\n" + format_rows(result) + "\n" + format_floor(cold_floor()))
     return result
 
 

@@ -35,3 +35,24 @@ def test_a_short_run_gives_one_sample_per_frame() -> None:
     assert 0 < len(result["own"]) <= frames and all(s > 0 for s in result["own"])
     p = percentiles(result["samples"])
     assert p["p50"] <= p["p90"] <= p["p99"] <= p["p99.9"] <= p["max"]
+
+
+def test_the_new_clients_give_one_sample_per_frame() -> None:
+    # busy polling with on_quote, and the bare picows listener (the transport's floor).
+    frames = WARMUP + 50
+    for kind in ("busy_poll+on_quote", "picows"):
+        result = measure(kind, rate=2000, frames=frames, timeout=60)
+        assert result["errors"] == 0 and len(result["samples"]) == frames - WARMUP, kind
+        assert all(s > 0 for s in result["samples"]), kind
+    assert len(result.get("own", [])) == 0  # picows has no fastfeed share to report
+
+
+def test_the_floor_is_measured_in_both_states_and_formatted() -> None:
+    from fastfeed.benchmark.latency import cold_floor, format_floor
+
+    floor = cold_floor(samples=50)
+    for how in ("asleep", "spinning"):
+        for what in ("clock", "decode"):
+            values = floor[how][what]
+            assert len(values) == 5 and 0 < values[0] <= values[1] <= values[2] <= values[4]
+    assert "asleep in epoll" in format_floor(floor)

@@ -19,7 +19,9 @@ CPU 0, and records ``time.monotonic_ns()`` minus that time as the first thing it
 Percentiles (p50, p90, p99, p99.9) are numpy's over the samples, the first frames of each run
 left out as warm-up; the clients take turns, a few rounds each, so that the machine's load
 changing meanwhile weighs on all of them alike. For the MarketFeed clients the row also gives what ``stats()`` reports as
-fastfeed's own share: the frame's arrival in the listener to the callback's start.
+fastfeed's own share: the frame's arrival in the listener to the callback's start. A last line
+gives the machine's floor under that share (``cold_floor``): what two clock reads and one
+frame's decode cost on the clients' CPU right after it slept 1 ms, and after 1 ms of spinning.
 
     python -m fastfeed bench --latency
 """
@@ -327,6 +329,72 @@ def client_main(kind: str, url: str, frames: int, cpu: int = CLIENT_CPU) -> dict
     if kind in FEED_CLIENTS:
         return _client_feed(url, frames, kind)
     raise ValueError(f"unknown client {kind!r}; known: {', '.join(CLIENTS)}")
+
+
+# -- the machine's floor ----------------------------------------------------------------------------
+FLOOR_SLEEP = 0.001   # s: a gap between frames at 1,000 frames/s
+
+
+def floor_main(samples: int = 2000, cpu: int = CLIENT_CPU) -> dict[str, dict[str, list[float]]]:
+    """What this CPU charges any code right after it idled, in a process pinned where the clients
+    run: each sample waits ``FLOOR_SLEEP`` (asleep in epoll, or spinning on the clock), then
+    times two clock reads in a row ("clock") and one ``FeedDecoder.decode`` of a one-instrument
+    ``full`` frame ("decode"). Percentiles in µs, as ``percentiles``."""
+    import select
+
+    from fastfeed import FeedDecoder
+
+    _pin(cpu)
+    frames = [stamped(p, 1) for p in frame_prefixes()]
+    decoder = FeedDecoder(16, 1024)
+    for f in frames:
+        decoder.decode(f)
+    epoll = select.epoll()
+    now = time.monotonic_ns
+    out: dict[str, dict[str, list[float]]] = {}
+    for how in ("asleep", "spinning"):
+        clock, decode = [], []
+        for i in range(samples + WARMUP):
+            if how == "asleep":
+                epoll.poll(FLOOR_SLEEP)
+            else:
+                due = now() + int(FLOOR_SLEEP * 1e9)
+                while now() < due:
+                    pass
+            f = frames[i % _POOL]
+            t0 = now()
+            t1 = now()
+            decoder.decode(f)
+            t2 = now()
+            if i >= WARMUP:
+                clock.append(t1 - t0)
+                decode.append(t2 - t1)
+        out[how] = {"clock": list(percentiles(clock).values()),
+                    "decode": list(percentiles(decode).values())}
+    return out
+
+
+def cold_floor(samples: int = 2000) -> dict[str, dict[str, list[float]]]:
+    """``floor_main`` in a process of its own (pinned as a client is)."""
+    code = ("import json, sys; from fastfeed.benchmark.latency import floor_main; "
+            "print(json.dumps(floor_main(int(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, str(samples)], capture_output=True,
+                         text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"the floor measurement failed: {out.stderr[-2000:]}")
+    result: dict[str, dict[str, list[float]]] = json.loads(out.stdout)
+    return result
+
+
+def format_floor(floor: dict[str, dict[str, list[float]]]) -> str:
+    def pair(values: list[float]) -> str:
+        return f"{values[0]:.1f} / {values[2]:.1f}"  # p50 / p99
+
+    asleep, spinning = floor["asleep"], floor["spinning"]
+    return (f"CPU {CLIENT_CPU} right after {FLOOR_SLEEP * 1e3:g} ms asleep in epoll (spinning "
+            f"instead), µs p50 / p99: two clock reads in a row {pair(asleep['clock'])} "
+            f"({pair(spinning['clock'])}); one full frame's FeedDecoder.decode "
+            f"{pair(asleep['decode'])} ({pair(spinning['decode'])})")
 
 
 # -- the harness ------------------------------------------------------------------------------------

@@ -168,4 +168,5 @@ def _latency(args: argparse.Namespace) -> int:
 
     _say("wire-to-callback latency, each client against its own server...", note=True)
     _say(latency.format_rows(latency.compare(rates=args.latency_rates, seconds=args.latency_seconds)))
+    _say(latency.format_floor(latency.cold_floor()))
     return 0
