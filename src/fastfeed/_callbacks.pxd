@@ -15,6 +15,7 @@ cdef class FrameCallbacks:
     cdef list row_fns               # row -> tuple of fns, or None
     cdef Py_ssize_t unresolved      # keys of quote_fns without a row yet
     cdef int rows_seen              # store rows when row_fns was built
+    cdef int32_t quoted_row         # the row of the last Quote built (touch() builds it again)
     # Frames of up to VIEW_RECORDS records are copied into `scratch` and handed over as one of
     # `views` (scratch[:n], made once): no numpy object is made per frame.
     cdef object scratch

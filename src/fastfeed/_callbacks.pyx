@@ -38,6 +38,7 @@ cdef class FrameCallbacks:
         self.update_fns = ()
         self.quote_fns = {}
         self.row_fns = [None] * store.max_instruments
+        self.quoted_row = -1
         self.scratch = np.zeros(VIEW_RECORDS, dtype=RECORD_DTYPE)
         self.scratch_records = <UpdateRecord*><size_t>self.scratch.__array_interface__["data"][0]
         views = []
@@ -126,6 +127,7 @@ cdef class FrameCallbacks:
                 continue
             fns = <tuple>entry
             quote = store.quote_at(row)
+            self.quoted_row = row
             lag = now_ns() - recv_ns
             if first:
                 self._sample(PATH_FIRST, lag)
@@ -140,9 +142,12 @@ cdef class FrameCallbacks:
 
     def touch(self):
         """Bring the scratch behind the reused views and the next latency slots into the cache
-        (busy polling, between frames); nothing changes."""
+        (busy polling, between frames); with on_quote listeners, build the last Quote again and
+        drop it, so that its code and the allocator are warm too. Nothing changes."""
         cdef char* p = <char*>self.scratch_records
         cdef int path
+        if self.quote_fns and 0 <= self.quoted_row < len(self.store):
+            self.store.quote_at(self.quoted_row)
         FF_PREFETCH_WRITE(p)
         FF_PREFETCH_WRITE(p + 64)
         FF_PREFETCH_WRITE(p + sizeof(UpdateRecord) - 1)

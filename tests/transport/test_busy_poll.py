@@ -187,6 +187,9 @@ def test_touch_changes_nothing_a_feed_holds(mode: str) -> None:
     seen: dict[str, list[Any]] = {"feed": [], "twin": []}
     feed.on_update(lambda records: seen["feed"].append(records.copy()))
     twin.on_update(lambda records: seen["twin"].append(records.copy()))
+    quotes: dict[str, list[Any]] = {"feed": [], "twin": []}
+    feed.on_quote(instrument_keys(1)[0], quotes["feed"].append)   # touch() builds its Quote too
+    twin.on_quote(instrument_keys(1)[0], quotes["twin"].append)
     listener, other = feed._make_listener(), twin._make_listener()
     empty = MarketFeed(TOKEN, url="ws://127.0.0.1:9")._make_listener()
     empty.touch()  # nothing decoded yet: nothing to warm, and no error
@@ -205,6 +208,9 @@ def test_touch_changes_nothing_a_feed_holds(mode: str) -> None:
         assert [r.tobytes() for r in before[1]] == [r.tobytes() for r in after[1]]
         assert before[2:4] == after[2:4] and np.array_equal(before[4], after[4])
     assert len(seen["feed"]) == len(seen["twin"]) == 6
+    assert len(quotes["feed"]) == len(quotes["twin"]) == 6
+    for a, b in zip(quotes["feed"], quotes["twin"]):
+        assert (a.key, a.ltp, a.updates, a.bids, a.ohlc) == (b.key, b.ltp, b.updates, b.bids, b.ohlc)
     for a, b in zip(seen["feed"], seen["twin"]):
         assert np.array_equal(a[["row", "parts", "ltp", "bid_p", "vtt"]], b[["row", "parts", "ltp", "bid_p", "vtt"]])
     for r in range(len(feed.store)):
