@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         cells = [r.case, f"{r.size:,}", f"{r.ns['fastfeed']:,.0f}", f"{r.gb_per_s:.2f}"]
         cells += [f"{r.ns[p]:,.0f} ({r.ratio(p):.1f}x)" if p in r.ns else "-" for p in paths]
         body.append(cells)
-    _say("Decode cost per frame, ns, best of 5; in brackets each path's time over fastfeed's")
+    _say(f"Decode cost per frame, ns, best of {decode.ROUNDS} interleaved rounds; in brackets "
+         "each path's time over fastfeed's")
     _say(_table(["frame", "bytes", "fastfeed", "GB/s", *(names[p] for p in paths)], body))
     if not decode.sdk_available():
         _say(f"official SDK column left out: pip install 'fastfeed[{decode.SDK_EXTRA}]' "
