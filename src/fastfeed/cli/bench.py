@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         cells += [f"{r.ns[p]:,.0f} ({r.ratio(p):.1f}x)" if p in r.ns else "-" for p in paths]
         body.append(cells)
     _say(f"Decode cost per frame, ns, best of {decode.ROUNDS} interleaved rounds; in brackets "
-         "each path's time over fastfeed's")
+         "the time over fastfeed's")
     _say(_table(["frame", "bytes", "fastfeed", "GB/s", *(names[p] for p in paths)], body))
     if not decode.sdk_available():
         _say(f"official SDK column left out: pip install 'fastfeed[{decode.SDK_EXTRA}]' "
