@@ -18,10 +18,11 @@ CPU 0, and records ``time.monotonic_ns()`` minus that time as the first thing it
 
 Percentiles (p50, p90, p99, p99.9) are numpy's over the samples, the first frames of each run
 left out as warm-up; the clients take turns, a few rounds each, so that the machine's load
-changing meanwhile weighs on all of them alike. For the MarketFeed clients the row also gives what ``stats()`` reports as
-fastfeed's own share: the frame's arrival in the listener to the callback's start. A last line
-gives the machine's floor under that share (``cold_floor``): what two clock reads and one
-frame's decode cost on the clients' CPU right after it slept 1 ms, and after 1 ms of spinning.
+changing meanwhile weighs on all of them alike. For the MarketFeed clients the row also gives
+what ``stats()`` reports as fastfeed's own share: the frame's arrival in the listener to the
+callback's start. A last line gives the machine's floor under that share (``cold_floor``): what
+two clock reads and one frame's decode cost on the clients' CPU right after it slept 1 ms, and
+after 1 ms of spinning.
 
     python -m fastfeed bench --latency
 """
@@ -319,7 +320,8 @@ def _client_picows(url: str, frames: int) -> dict[str, Any]:
         loop.close()
 
 
-_OTHER_CLIENTS = {"sdk": _client_sdk, "websockets+upb": _client_websockets, "picows": _client_picows}
+_OTHER_CLIENTS = {"sdk": _client_sdk, "websockets+upb": _client_websockets,
+                  "picows": _client_picows}
 
 
 def client_main(kind: str, url: str, frames: int, cpu: int = CLIENT_CPU) -> dict[str, Any]:
@@ -331,7 +333,7 @@ def client_main(kind: str, url: str, frames: int, cpu: int = CLIENT_CPU) -> dict
     raise ValueError(f"unknown client {kind!r}; known: {', '.join(CLIENTS)}")
 
 
-# -- the machine's floor ----------------------------------------------------------------------------
+# -- the machine's floor -------------------------------------------------------------------------
 FLOOR_SLEEP = 0.001   # s: a gap between frames at 1,000 frames/s
 
 
@@ -447,9 +449,10 @@ def measure(kind: str, rate: int, frames: int, timeout: float = 600) -> dict[str
 def compare(rates: tuple[int, ...] = RATES, seconds: float = 3.0,
             clients: tuple[str, ...] = CLIENTS, rounds: int = 3) -> list[dict[str, Any]]:
     """Rows for every client at every rate. The clients take turns, `rounds` times, for
-    `seconds` of frames in all each (and ``MIN_FRAMES`` a round at least), so that a machine's load changing during the run weighs
-    on all of them alike. ``vs_sdk_p50`` / ``vs_sdk_p99``: the SDK streamer's figure over this
-    client's at the same rate (how many times faster), when the SDK ran."""
+    `seconds` of frames in all each (and ``MIN_FRAMES`` a round at least), so that a machine's
+    load changing during the run weighs on all of them alike. ``vs_sdk_p50`` / ``vs_sdk_p99``:
+    the SDK streamer's figure over this client's at the same rate (how many times faster), when
+    the SDK ran."""
     rows = []
     for rate in rates:
         frames = max(WARMUP + MIN_FRAMES, int(rate * seconds / rounds))
