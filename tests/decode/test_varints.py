@@ -78,3 +78,56 @@ def test_every_cut_of_a_long_varint_is_judged_as_protobuf_judges_it(where: str) 
             else:
                 dec.decode(part)
                 assert S.canon(fastfeed.to_dict(part)) == S.canon(want), (v, cut)
+
+
+def _nested_frame(bar: bytes, ltpc: bytes, after_bar: bytes = b"",
+                  after_ltpc: bytes = b"") -> bytes:
+    # FeedResponse{type, feeds{KEY: Feed{fullFeed{marketFF{ltpc, marketOHLC{ohlc: bar}, vtt}}}},
+    # currentTs}, with the bar's and the LTPC's bodies given as bytes (cut or not), and bytes
+    # written into their parents right after them.
+    from wire import FIXED64, LEN, VARINT, encode
+
+    ohlc = encode([(1, LEN, bar)]) + after_bar
+    market_ff = (encode([(1, LEN, ltpc)]) + after_ltpc
+                 + encode([(4, LEN, ohlc), (6, VARINT, 2526924), (7, FIXED64, 243187.0)]))
+    feed = encode([(2, LEN, encode([(1, LEN, market_ff)]))])
+    return encode([(1, VARINT, 1), (2, LEN, encode([(1, LEN, KEY), (2, LEN, feed)])),
+                   (3, VARINT, 1796142631240)])
+
+
+@pytest.mark.parametrize("value", [300, 1 << 35, 1796142600000, -1])
+def test_a_varint_cut_by_its_sub_message_end_is_refused_as_protobuf_refuses_it(value: int) -> None:
+    # The word-at-a-time read may not take the bytes after a sub-message's end as the rest of
+    # a varint: the message's last field (a bar's ts, an LTPC's ltt) is cut at every byte, and
+    # the bytes cut off follow the sub-message in its parent, where a read past the end would
+    # find them and go on as if the varint were whole.
+    from wire import FIXED64, LEN, VARINT, encode
+
+    bar_head = encode([(1, LEN, b"1d"), (2, FIXED64, 1.0), (6, VARINT, 1250654)])
+    ltpc_head = encode([(1, FIXED64, 1227.92)])
+    bar_field, ltpc_field = encode([(7, VARINT, value)]), encode([(2, VARINT, value)])
+    for cut in range(1, len(bar_field) - 1):
+        bar_in, bar_out = bar_field[:-cut], bar_field[-cut:]
+        ltpc_in, ltpc_out = ltpc_field[:-cut], ltpc_field[-cut:]
+        for payload in (
+                _nested_frame(bar_head + bar_in, ltpc_head + ltpc_field, after_bar=bar_out),
+                _nested_frame(bar_head + bar_field, ltpc_head + ltpc_in, after_ltpc=ltpc_out)):
+            want = S.sdk_dict(payload)
+            dec = FeedDecoder(16, 16)
+            if want is None:
+                with pytest.raises(fastfeed.DecodeError):
+                    dec.decode(payload)
+                with pytest.raises(fastfeed.DecodeError):
+                    fastfeed.to_dict(payload)
+                assert len(dec.store) == 0
+            else:
+                assert dec.decode(payload) == 1
+                assert S.canon(fastfeed.to_dict(payload)) == S.canon(want), (value, cut)
+    # And whole, every field where protobuf puts it.
+    payload = _nested_frame(bar_head + bar_field, ltpc_head + ltpc_field)
+    q = FeedDecoder(16, 16)
+    q.decode(payload)
+    quote = q.quote(KEY)
+    parsed = pb.FeedResponse.FromString(payload).feeds[KEY].fullFeed.marketFF
+    assert quote.ltt == parsed.ltpc.ltt and quote.vtt == parsed.vtt
+    assert quote.ohlc["1d"].ts == parsed.marketOHLC.ohlc[0].ts
