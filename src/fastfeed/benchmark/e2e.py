@@ -152,35 +152,32 @@ def _other_cpus() -> set[int] | None:
     return set(range(os.cpu_count() or 1)) - own or None
 
 
-def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
-    """fastfeed recording every frame to a capture file (see fastfeed.capture) as a full-rate
-    deployment would: a writer process (a GIL of its own) off the receiving core, on the CPUs
-    the client process is not pinned to (on a 2-CPU machine that is the server's CPU, where it
-    competes with the server)."""
+def _recording(url: str, keys: list[str], mode: str, **options: Any) -> dict[str, Any]:
+    """The fastfeed client recording every frame into a capture file in a temporary directory
+    (see fastfeed.capture), with the recorder's `options`."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"),
-                                writer_cpus=_other_cpus(), writer="process")
+        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"), **options)
+
+
+def _client_fastfeed_record(url: str, keys: list[str], mode: str) -> dict[str, Any]:
+    """fastfeed recording every frame as a full-rate deployment would: a writer process (a GIL of
+    its own) off the receiving core, on the CPUs the client process is not pinned to (on a 2-CPU
+    machine that is the server's CPU, where it competes with the server)."""
+    return _recording(url, keys, mode, writer_cpus=_other_cpus(), writer="process")
 
 
 def _client_fastfeed_record_thread(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     """As fastfeed+record, with the default writer thread on the other CPUs: it takes the GIL
     from the receiving thread at every pyarrow call."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"),
-                                writer_cpus=_other_cpus())
+    return _recording(url, keys, mode, writer_cpus=_other_cpus())
 
 
 def _client_fastfeed_record_shared(url: str, keys: list[str], mode: str) -> dict[str, Any]:
     """As fastfeed+record, but the writer thread shares the receiving core (the process's
     affinity): compression then takes its time from the feed."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return _client_fastfeed(url, keys, mode, record=os.path.join(tmp, "e2e.arrows"))
+    return _recording(url, keys, mode)
 
 
 _CLIENT_FUNCS = {"fastfeed": _client_fastfeed, "fastfeed+record": _client_fastfeed_record,

@@ -40,9 +40,8 @@ from typing import Any
 
 TOKEN = "latency-bench-token"
 KEY = "NSE_FO|40000"
-CLIENTS = ("on_update", "on_quote", "busy_poll", "busy_poll+on_quote", "sdk", "websockets+upb",
-           "picows")
-FEED_CLIENTS = CLIENTS[:4]
+FEED_CLIENTS = ("on_update", "on_quote", "busy_poll", "busy_poll+on_quote")  # MarketFeed's
+CLIENTS = (*FEED_CLIENTS, "sdk", "websockets+upb", "picows")
 RATES = (1_000, 10_000)
 WARMUP = 200          # frames at the start of each run left out of the percentiles
 # Frames per client and round at least: a p99 over fewer than a few thousand samples moves
